@@ -1,0 +1,173 @@
+"""Chinese text normalisation and tokenisation shared by indexing and questions.
+
+The same pipeline runs on documents and on questions, so that both sides meet in one form:
+NFKC (full-width to half-width), traditional to simplified, lower case, emoji and symbols
+removed, domain synonyms and common typos mapped to one spelling, toneless pinyin decoded
+into the domain words it spells, then jieba (with the domain dictionary) for BM25.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable
+from functools import cached_property
+from pathlib import Path
+
+import yaml
+
+LEXICON_DIR = Path(__file__).resolve().parent / "lexicon"
+USERDICT = LEXICON_DIR / "userdict.txt"
+SYNONYMS = LEXICON_DIR / "synonyms.yml"
+
+STOPWORDS = frozenset(
+    "的 了 吗 呢 吧 啊 呀 哦 嗯 么 嘛 我 你 您 他 她 它 我们 你们 他们 是 在 有 和 与 及 或 或者 "
+    "要 想 请问 请 问 问下 一下 能 能不能 可以 可不可以 是不是 这 那 这个 那个 这样 那样 就 都 也 还 "
+    "又 给 把 被 让 来 到 从 对 为 以 于 之 其 等 个 些 一 人 着 过 得 地 啥 呗 哈 哎 喂 谢谢 "
+    "麻烦 你好 您好 那么 然后 但是 因为 所以 如果 现在 已经 自己 咱 俺 家里 一个".split()
+)
+
+# Common question words whose pinyin residents type; decoded alongside the domain lexicon.
+_PINYIN_WORDS = (
+    "怎么办 怎么 什么 材料 需要 哪里 多久 多少 办理 补办 申请 提取 丢失 过期 换领 首次 费用 "
+    "时间 地址 几点 上班 下班 停车 预约 取号 排队 进度 查询 投诉 举报 建议 孩子 老人 报销 备案 "
+    "登记 结婚 离婚 退休 失业 贷款 租房 购房 买房 发票 入学 报名 上学 补贴 津贴 怎样 如何 可以 "
+    "要带 带什么 在哪 网上 手机 流程 条件 多长时间 能不能 新生儿 出生 户口 迁移 二手房 过户 个税 "
+    "退税 营业执照 开店 公司 注册 残疾 低保 高龄 医保 社保 养老 养老金 异地 就医 查档 房子 "
+    "丢了 掉了 咋办 坏了 过期了 到期 换证 补证 身份证"
+).split()
+
+
+def _load_synonyms(path: Path) -> dict[str, str]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    mapping: dict[str, str] = {}
+    for canonical, variants in data.items():
+        mapping[str(canonical).lower()] = str(canonical).lower()
+        for v in variants or []:
+            mapping[str(v).lower()] = str(canonical).lower()
+    return mapping
+
+
+def _is_symbol(ch: str) -> bool:
+    cat = unicodedata.category(ch)
+    # So/Sk: emoji, dingbats, modifiers; Cs/Co/Cn: surrogates, private use, unassigned;
+    # Cf: zero-width joiners and variation selectors that glue emoji together.
+    return cat in {"So", "Sk", "Cs", "Co", "Cn", "Cf"}
+
+
+class TextPipeline:
+    """Stateless after construction; jieba and the pinyin table load lazily, once."""
+
+    def __init__(self, userdict: Path = USERDICT, synonyms: Path = SYNONYMS) -> None:
+        self._userdict = userdict
+        self._synonyms = _load_synonyms(synonyms)
+        alternatives = sorted(self._synonyms, key=len, reverse=True)
+        self._synonym_re = re.compile("|".join(re.escape(a) for a in alternatives))
+        self._lock = threading.Lock()
+        self._extra_words: set[str] = set()
+
+    # -- normalisation -------------------------------------------------------------------
+    def normalize(self, text: str) -> str:
+        from zhconv import convert  # lazy: loads its table on first use
+
+        text = unicodedata.normalize("NFKC", text)
+        text = "".join(" " if _is_symbol(ch) else ch for ch in text)
+        text = convert(text, "zh-cn").lower()
+        if re.search(r"[a-z]{4,}", text):
+            text = self._decode_pinyin(text)
+        text = self._synonym_re.sub(lambda m: self._synonyms[m.group(0)], text)
+        return re.sub(r"\s+", " ", text).strip()
+
+    def has_content(self, text: str) -> bool:
+        """True when the text has at least one letter or digit after normalisation."""
+        return any(ch.isalnum() for ch in self.normalize(text))
+
+    # -- pinyin --------------------------------------------------------------------------
+    @cached_property
+    def _pinyin_table(self) -> dict[str, str]:
+        from pypinyin import lazy_pinyin
+
+        words = list(_PINYIN_WORDS)
+        words += [w for w in self.domain_words() if 2 <= len(w) <= 6]
+        words += [c for c in set(self._synonyms.values()) if 2 <= len(c) <= 6]
+        table: dict[str, str] = {}
+        for w in words:
+            if not re.fullmatch(r"[\u4e00-\u9fff]+", w):
+                continue
+            key = "".join(lazy_pinyin(w))
+            # Domain words come later in the list and win over generic ones.
+            table[key] = w
+        return table
+
+    def _decode_pinyin(self, text: str) -> str:
+        table = self._pinyin_table
+        longest = max((len(k) for k in table), default=0)
+
+        def decode_run(match: re.Match[str]) -> str:
+            run = match.group(0)
+            parts = run.split(" ")
+            # Greedy longest match over the run with the spaces removed; where nothing
+            # matches, skip to the next space-separated part rather than mid-syllable.
+            joined = "".join(parts)
+            starts = {0}
+            pos = 0
+            for p in parts:
+                pos += len(p)
+                starts.add(pos)
+            out: list[str] = []
+            i = 0
+            matched_any = False
+            while i < len(joined):
+                for j in range(min(len(joined), i + longest), i + 3, -1):
+                    word = table.get(joined[i:j])
+                    if word:
+                        out.append(word)
+                        i = j
+                        matched_any = True
+                        break
+                else:
+                    nxt = min((s for s in starts if s > i), default=len(joined))
+                    out.append(joined[i:nxt])
+                    i = nxt
+            return " ".join(out) if matched_any else run
+
+        return re.sub(r"[a-z]+(?: [a-z]+)*", decode_run, text)
+
+    # -- tokenisation --------------------------------------------------------------------
+    @cached_property
+    def _jieba(self):  # type: ignore[no-untyped-def]
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+        tk = jieba.Tokenizer()
+        tk.initialize()
+        tk.load_userdict(str(self._userdict))
+        for w in set(self._synonyms.values()):
+            tk.add_word(w, freq=50)
+        return tk
+
+    def add_words(self, words: Iterable[str]) -> None:
+        """Teach the tokenizer service names and aliases found in the documents."""
+        with self._lock:
+            for w in words:
+                w = self.normalize(w)
+                if 2 <= len(w) <= 12 and w not in self._extra_words:
+                    self._extra_words.add(w)
+                    self._jieba.add_word(w, freq=40)
+
+    def domain_words(self) -> list[str]:
+        words = [line.split()[0] for line in self._userdict.read_text(encoding="utf-8")
+                 .splitlines() if line.strip()]
+        return words + sorted(self._extra_words)
+
+    def tokens(self, normalized: str) -> list[str]:
+        """BM25 terms of an already normalised text: jieba search-mode cut, no stopwords."""
+        out = []
+        for t in self._jieba.cut_for_search(normalized):
+            t = t.strip()
+            if not t or t in STOPWORDS or not any(ch.isalnum() for ch in t):
+                continue
+            out.append(t)
+        return out
