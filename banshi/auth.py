@@ -116,10 +116,10 @@ def read_token(token: str, secret: str) -> Principal:
     try:
         payload, sig = token.split(".")
         expected = _b64(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest())
-        if not hmac.compare_digest(sig, expected):
+        if not hmac.compare_digest(sig.encode(), expected.encode()):
             raise ValueError("signature")
         data = json.loads(_unb64(payload))
-    except (ValueError, json.JSONDecodeError) as exc:
+    except (ValueError, TypeError, KeyError, json.JSONDecodeError) as exc:
         raise Unauthorized("登录状态无效，请重新登录。", "invalid token") from exc
     if data.get("exp", 0) < time.time():
         raise Unauthorized("登录已过期，请重新登录。", "token expired")

@@ -15,10 +15,14 @@ from typing import Any
 import numpy as np
 
 from knowledge_base.confidence import Calibration, fit_logistic, save_calibration
-from knowledge_base.retrieval import retrieve
+from knowledge_base.retrieval import Weights, gather, rank
 from knowledge_base.service import KnowledgeBase
 
-WEIGHTS = [round(x, 2) for x in np.arange(0.0, 1.01, 0.1)]
+GRID = [Weights(lexical, alias, support, coverage)
+        for lexical in (0.1, 0.2, 0.3, 0.4, 0.6)
+        for alias in (0.0, 0.05, 0.1, 0.15)
+        for support in (0.0, 0.1, 0.2)
+        for coverage in (0.0, 0.1, 0.2, 0.3)]
 
 
 def read_labelled(path: Path) -> list[dict[str, Any]]:
@@ -32,25 +36,26 @@ def read_labelled(path: Path) -> list[dict[str, Any]]:
 
 def calibrate(kb: KnowledgeBase, rows: list[dict[str, Any]], name: str) -> tuple[Calibration, str]:
     assert kb.index is not None
-    normalized = [kb.text.normalize(r["question"]) for r in rows]
+    evidence = [gather(kb.index, kb.text.normalize(r["question"], question=True), kb.aliases)
+                for r in rows]
     in_scope = [i for i, r in enumerate(rows) if r["item_id"]]
-    best_weight, best_acc = 0.5, -1.0
-    for w in WEIGHTS:
+    best_weight, best_acc = Weights(), -1.0
+    for w in GRID:  # the first of equally good weights wins: the grid starts small
         hits = 0
         for i in in_scope:
-            found = retrieve(kb.index, normalized[i], w)
+            found = rank(kb.index, evidence[i], w)
             hits += bool(found.items) and found.items[0].item_id == rows[i]["item_id"]
         acc = hits / max(len(in_scope), 1)
         if acc > best_acc + 1e-9:
             best_weight, best_acc = w, acc
     feats, labels = [], []
-    for r, q in zip(rows, normalized, strict=True):
-        found = retrieve(kb.index, q, best_weight)
+    for r, ev in zip(rows, evidence, strict=True):
+        found = rank(kb.index, ev, best_weight)
         feats.append(found.features())
         labels.append(float(bool(found.items) and found.items[0].item_id == r["item_id"]))
     weights, bias = fit_logistic(np.asarray(feats), np.asarray(labels))
     cal = Calibration(kb.encoder.name, best_weight, [float(w) for w in weights], bias, name)
-    return cal, f"lexical weight {best_weight} (in-scope top-1 {best_acc:.1%} on {name})"
+    return cal, (f"fusion weights {best_weight} (in-scope top-1 {best_acc:.1%} on {name})")
 
 
 def calibrate_from_file(kb: KnowledgeBase, path: Path) -> str:

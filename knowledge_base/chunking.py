@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from knowledge_base.source import Catalog, Document
 
 MAX_CHUNK_CHARS = 360
+# A new article starts at a line beginning 第X条, possibly bold or a heading (**第一条**, ## 第一条).
+_ARTICLE = re.compile(r"\n(?=[ \t]*(?:\*\*|#+[ \t]*)?第[一二三四五六七八九十百零〇\d]+条)")
 DENSE_CHARS = 96
 
 
@@ -40,7 +42,7 @@ def _split_long(text: str, limit: int = MAX_CHUNK_CHARS) -> list[str]:
         current += sentence
     if current.strip():
         pieces.append(current.strip())
-    return pieces or [text[:limit]]
+    return pieces
 
 
 def chunk_document(doc: Document, catalog: Catalog) -> list[Chunk]:
@@ -53,9 +55,10 @@ def chunk_document(doc: Document, catalog: Catalog) -> list[Chunk]:
         ]
     if doc.kind == "policy":
         out = []
-        parts = re.split(r"\n(?=\s*第[一二三四五六七八九十百零〇\d]+条)", d["body"])
-        for part in parts:
-            for piece in _split_long(part):
+        for part in _ARTICLE.split(d["body"]):
+            if not part.strip():
+                continue
+            for piece in _split_long(part.strip()):
                 out.append(Chunk(doc.id, d["items"][0], "policy", d["title"], piece,
                                  f"{d['title']} {piece}", f"{d['title']}：{piece}"[:DENSE_CHARS]))
         return out

@@ -15,14 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
-FEATURES = ("score", "dense", "lexical", "margin", "unknown_share")
+from knowledge_base.retrieval import Weights
+
+FEATURES = ("score", "dense", "lexical", "margin", "unknown_share", "uncovered_share",
+            "log_words")
 CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
 
 
 @dataclass
 class Calibration:
     encoder: str
-    lexical_weight: float
+    fusion: Weights
     weights: list[float]
     bias: float
     fitted_on: str = ""
@@ -34,7 +37,9 @@ class Calibration:
 
 # Used for an encoder nobody has calibrated yet (e.g. a new sentence-transformers model):
 # conservative, so an uncalibrated deployment refuses rather than invents.
-UNCALIBRATED = Calibration("(default)", 0.5, [10.0, 0.0, 4.0, 6.0, -8.0], -8.5, "hand-set")
+UNCALIBRATED = Calibration("(default)", Weights(lexical=0.2, alias=0.1, support=0.1,
+                                                coverage=0.2), [10.0, 0.0, 4.0, 6.0, -2.0, -6.0, 0.0], -6.5,
+                           "hand-set")
 
 
 def load_calibration(encoder: str, path: Path = CALIBRATION_FILE) -> tuple[Calibration, bool]:
@@ -44,9 +49,15 @@ def load_calibration(encoder: str, path: Path = CALIBRATION_FILE) -> tuple[Calib
     except (OSError, ValueError):
         table = {}
     raw = table.get(encoder)
-    if not raw:
+    try:
+        cal = Calibration(encoder=encoder, fusion=Weights(**raw["fusion"]),
+                          weights=[float(w) for w in raw["weights"]], bias=float(raw["bias"]),
+                          fitted_on=raw.get("fitted_on", ""))
+    except (KeyError, TypeError, ValueError):  # absent, or written by an older version
         return UNCALIBRATED, False
-    return Calibration(encoder=encoder, **raw), True
+    if len(cal.weights) != len(FEATURES):
+        return UNCALIBRATED, False
+    return cal, True
 
 
 def save_calibration(cal: Calibration, path: Path = CALIBRATION_FILE) -> None:
@@ -54,7 +65,7 @@ def save_calibration(cal: Calibration, path: Path = CALIBRATION_FILE) -> None:
         table = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         table = {}
-    table[cal.encoder] = {"lexical_weight": round(cal.lexical_weight, 3),
+    table[cal.encoder] = {"fusion": {k: round(v, 3) for k, v in vars(cal.fusion).items()},
                           "weights": [round(w, 4) for w in cal.weights],
                           "bias": round(cal.bias, 4), "fitted_on": cal.fitted_on}
     path.write_text(json.dumps(table, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

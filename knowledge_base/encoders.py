@@ -109,7 +109,9 @@ class SentenceTransformerEncoder:
             ) from exc
         self._model = SentenceTransformer(path, device="cpu")
         self.name = f"st:{Path(path).name}"
-        self.dim = int(self._model.get_sentence_embedding_dimension() or 0)
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or \
+            self._model.get_sentence_embedding_dimension
+        self.dim = int(get_dim() or 0)
         # e5-style models expect "query: " / "passage: "; others take plain text.
         e5 = "e5" in Path(path).name.lower()
         self._qp = query_prefix or ("query: " if e5 else "")

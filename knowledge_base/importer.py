@@ -37,14 +37,27 @@ class ImportReport:
     skipped: list[str] = field(default_factory=list)
 
 
-def read_rows(path: Path) -> list[dict[str, str]]:
+def read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """(line or row number as a person sees it in the file, row) pairs."""
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-        return [{str(k): str(v) for k, v in json.loads(x).items()} for x in lines if x.strip()]
+        rows = []
+        for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DocumentInvalid(path.name, f"第{n}行", f"不是合法的 JSON：{exc.msg}") from exc
+            if not isinstance(data, dict):
+                raise DocumentInvalid(path.name, f"第{n}行", "每行应为一个 JSON 对象")
+            rows.append((n, {str(k): "" if v is None else str(v) for k, v in data.items()}))
+        return rows
     if suffix == ".csv":
         with path.open(encoding="utf-8-sig", newline="") as f:
-            return [{k or "": v or "" for k, v in row.items()} for row in csv.DictReader(f)]
+            reader = csv.DictReader(f)
+            return [(reader.line_num, {k or "": v or "" for k, v in row.items()})
+                    for row in reader]
     if suffix in {".xlsx", ".xlsm"}:
         from openpyxl import load_workbook
 
@@ -54,8 +67,9 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         if not rows:
             return []
         header = [str(h or "").strip() for h in rows[0]]
-        return [{header[i]: "" if v is None else str(v) for i, v in enumerate(r) if i < len(header)}
-                for r in rows[1:]]
+        return [(n, {header[i]: "" if v is None else str(v)
+                     for i, v in enumerate(r) if i < len(header)})
+                for n, r in enumerate(rows[1:], start=2)]
     raise DocumentInvalid(path.name, "(file)", "只支持 xlsx、csv、jsonl 格式")
 
 
@@ -89,8 +103,8 @@ def _item(kb: KnowledgeBase, row: dict[str, str], question: str, answer: str,
                 return item.id, ""
         return None, f"事项“{named}”不在事项目录中"
     assert kb.index is not None and kb.calibration is not None
-    found = retrieve(kb.index, kb.text.normalize(f"{question} {answer}"),
-                     kb.calibration.lexical_weight)
+    found = retrieve(kb.index, kb.text.normalize(f"{question} {answer}", question=True),
+                     kb.calibration.fusion, kb.aliases)
     for hit in found.items:
         dep = kb.catalog.items[hit.item_id].department
         if department is None or dep == department:
@@ -104,7 +118,8 @@ def import_faq_file(kb: KnowledgeBase, path: Path, dry_run: bool = False,
                     out: Path | None = None) -> ImportReport:
     report = ImportReport()
     entries: list[dict[str, Any]] = []
-    for n, row in enumerate(read_rows(path), start=2):  # row 1 is the header
+    first_row: dict[str, int] = {}  # document id -> row it was first seen on
+    for n, row in read_rows(path):
         report.rows += 1
         where = f"{path.name} 第{n}行"
         question, answer = _column(row, "question"), _column(row, "answer")
@@ -126,6 +141,10 @@ def import_faq_file(kb: KnowledgeBase, path: Path, dry_run: bool = False,
         except DocumentInvalid as exc:
             report.skipped.append(exc.message)
             continue
+        if doc.id in first_row:
+            report.skipped.append(f"{where}：与第{first_row[doc.id]}行是同一个问题")
+            continue
+        first_row[doc.id] = n
         entries.append(entry)
         report.documents.append(doc)
     if out is not None:

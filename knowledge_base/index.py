@@ -63,6 +63,7 @@ class KnowledgeIndex:
         self.bm25 = BM25Index()
         self.vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(encoder.dim))
         self._next_id = 1
+        self._item_terms: dict[str, set[str]] | None = None
         self.lock = threading.RLock()
 
     def __len__(self) -> int:
@@ -72,6 +73,9 @@ class KnowledgeIndex:
     def sync(self, documents: list[Document], catalog: Catalog) -> SyncReport:
         report = SyncReport()
         wanted = {d.id: d for d in documents}
+        # The tokenizer must know every service name and alias, also after a restart that
+        # loaded a saved index, or questions would be cut differently from the index.
+        self.text.add_words(w for d in documents for w in [d.title, *d.data.get("aliases", [])])
         with self.lock:
             for doc_id in [d for d in self.doc_hashes if d not in wanted]:
                 self._remove(doc_id)
@@ -85,7 +89,6 @@ class KnowledgeIndex:
                     reusable[self.chunks[cid].dense] = self.vectors.reconstruct(cid)
             pending: list[tuple[Document, list[Chunk]]] = []
             for d in changed:
-                self.text.add_words([d.title, *d.data.get("aliases", [])])
                 pending.append((d, chunk_document(d, catalog)))
             to_embed = sorted({c.dense for _, cs in pending for c in cs} - reusable.keys())
             report.chunks_embedded = len(to_embed)
@@ -99,6 +102,15 @@ class KnowledgeIndex:
                     report.added += 1
                 self._add(d, chunks, reusable)
         return report
+
+    def item_terms(self, item_id: str) -> set[str]:
+        """Every BM25 term used by an item's chunks (built on first use after a change)."""
+        if self._item_terms is None:
+            terms: dict[str, set[str]] = {}
+            for c in self.chunks.values():
+                terms.setdefault(c.item_id, set()).update(c.tokens)
+            self._item_terms = terms
+        return self._item_terms.get(item_id, set())
 
     def _embed(self, texts: list[str]) -> list[np.ndarray]:
         out: list[np.ndarray] = []
@@ -122,6 +134,7 @@ class KnowledgeIndex:
             self.vectors.add_with_ids(mat, np.asarray(ids, dtype=np.int64))
         self.doc_chunks[doc.id] = ids
         self.doc_hashes[doc.id] = doc.content_hash
+        self._item_terms = None
 
     def _remove(self, doc_id: str) -> None:
         ids = self.doc_chunks.pop(doc_id, [])
@@ -131,6 +144,7 @@ class KnowledgeIndex:
         if ids:
             self.vectors.remove_ids(np.asarray(ids, dtype=np.int64))
         self.doc_hashes.pop(doc_id, None)
+        self._item_terms = None
 
     # -- querying helpers ----------------------------------------------------------------
     def dense_search(self, query_vec: np.ndarray, k: int) -> list[tuple[int, float]]:
@@ -177,22 +191,24 @@ class KnowledgeIndex:
             return None
         try:
             manifest = json.loads((folder / f"manifest-{gen}.json").read_text(encoding="utf-8"))
+            if not isinstance(manifest, dict):
+                raise ValueError("manifest is not an object")
+            if manifest.get("format") != FORMAT_VERSION or manifest.get("encoder") != encoder.name:
+                log.info("index in %s was built differently; it will be rebuilt", folder)
+                return None
             vectors = faiss.read_index(str(folder / f"vectors-{gen}.faiss"))
-        except (OSError, ValueError, RuntimeError) as exc:
+            index = cls(encoder, text)
+            index.vectors = vectors
+            index._next_id = int(manifest["next_id"])
+            index.doc_hashes = dict(manifest["doc_hashes"])
+            index.doc_chunks = {k: list(v) for k, v in manifest["doc_chunks"].items()}
+            for raw in manifest["chunks"]:
+                chunk = IndexedChunk(**raw)
+                index.chunks[chunk.id] = chunk
+                index.bm25.add(chunk.id, chunk.tokens)
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError) as exc:
             log.warning("index in %s is unreadable (%s); it will be rebuilt", folder, exc)
             return None
-        if manifest.get("format") != FORMAT_VERSION or manifest.get("encoder") != encoder.name:
-            log.info("index in %s was built differently; it will be rebuilt", folder)
-            return None
-        index = cls(encoder, text)
-        index.vectors = vectors
-        index._next_id = manifest["next_id"]
-        index.doc_hashes = manifest["doc_hashes"]
-        index.doc_chunks = {k: list(v) for k, v in manifest["doc_chunks"].items()}
-        for raw in manifest["chunks"]:
-            chunk = IndexedChunk(**raw)
-            index.chunks[chunk.id] = chunk
-            index.bm25.add(chunk.id, chunk.tokens)
         if vectors.ntotal != len(index.chunks):
             log.warning("index in %s is inconsistent; it will be rebuilt", folder)
             return None

@@ -51,6 +51,8 @@ class KnowledgeBase:
         self.index: KnowledgeIndex | None = None
         self.docs: dict[str, Document] = {}
         self._faq_by_item: dict[str, list[Document]] = {}
+        # item id -> its names (title, aliases), each as the set of its words
+        self.aliases: dict[str, list[frozenset[str]]] = {}
         self.revision = -1
         self._checked_at = 0.0
         self._write_lock = threading.Lock()
@@ -104,7 +106,13 @@ class KnowledgeBase:
         for d in docs.values():
             if d.kind == "faq" and d.item_id:
                 faq.setdefault(d.item_id, []).append(d)
-        self.index, self.docs, self._faq_by_item = index, docs, faq
+        aliases: dict[str, list[frozenset[str]]] = {}
+        for d in docs.values():
+            if d.kind == "guide" and d.item_id:
+                names = [d.title, *d.data.get("aliases", [])]
+                aliases[d.item_id] = [w for w in (frozenset(self.text.words(
+                    self.text.normalize(n))) for n in names) if w]
+        self.index, self.docs, self._faq_by_item, self.aliases = index, docs, faq, aliases
         self.revision = revision
         self._checked_at = time.monotonic()
         return report
@@ -138,12 +146,12 @@ class KnowledgeBase:
         if len(question) > limit:
             question = question[:limit]
             notice = f"您的问题较长，只按前{limit}个字理解。"
-        normalized = self.text.normalize(question)
+        normalized = self.text.normalize(question, question=True)
         if not any(ch.isalnum() for ch in normalized):
             return Answer(question=question, answered=False, item_id=None, confidence=0.0,
                           answer="请用文字描述您要办理的事情，例如：“社保卡丢了怎么补办？”",
                           notice=notice)
-        found = retrieve(self.index, normalized, self.calibration.lexical_weight)
+        found = retrieve(self.index, normalized, self.calibration.fusion, self.aliases)
         confidence = self.calibration.confidence(found.features())
         answer = self._answer(question, found, confidence)
         answer.notice = notice
@@ -153,8 +161,8 @@ class KnowledgeBase:
         """Raw retrieval, for calibration and benchmarks."""
         if self.index is None or self.calibration is None:
             raise KnowledgeBaseNotReady("知识库正在准备中，请稍后再试。", "knowledge base not loaded")
-        return retrieve(self.index, self.text.normalize(question),
-                        self.calibration.lexical_weight)
+        return retrieve(self.index, self.text.normalize(question, question=True),
+                        self.calibration.fusion, self.aliases)
 
     def _answer(self, question: str, found: Retrieval, confidence: float) -> Answer:
         assert self.index is not None
@@ -187,6 +195,7 @@ class KnowledgeBase:
 
     def store(self, documents: list[Document], user: str) -> int:
         changed = 0
+        documents = list({d.id: d for d in documents}.values())  # one row per id
         with self.db.session() as s:
             existing = {r.id: r for r in s.scalars(
                 select(KbDocument).where(KbDocument.id.in_([d.id for d in documents])))}

@@ -103,18 +103,27 @@ def faq_id(item_id: str, question: str) -> str:
     return f"faq:{item_id}:{digest}"
 
 
+def _read_text(path: Path, name: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DocumentInvalid(name, "(file)", "文件不是 UTF-8 编码，请用 UTF-8 另存后再导入") from exc
+    except OSError as exc:
+        raise DocumentInvalid(name, "(file)", f"无法读取：{exc.strerror}") from exc
+
+
 def _read_yaml(path: Path) -> Any:
     if not path.exists():
         raise DocumentInvalid(path.name, "(file)", "文件不存在")
-    return _parse_yaml(path.read_text(encoding="utf-8"), path.name)
+    return _parse_yaml(_read_text(path, path.name), path.name)
 
 
-def _parse_yaml(text: str, source: str) -> Any:
+def _parse_yaml(text: str, source: str, first_line: int = 1) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"第{mark.line + 1}行" if mark else "(file)"
+        where = f"第{mark.line + first_line}行" if mark else "(file)"
         raise DocumentInvalid(source, where, f"YAML 格式错误：{getattr(exc, 'problem', exc)}") \
             from exc
 
@@ -123,7 +132,7 @@ def _split_front_matter(text: str, source: str) -> tuple[dict[str, Any], str]:
     m = _FRONT_MATTER.match(text)
     if not m:
         raise DocumentInvalid(source, "(front matter)", "文件开头需要用 --- 包起来的 YAML 头")
-    meta = _parse_yaml(m.group(1), source)
+    meta = _parse_yaml(m.group(1), source, first_line=2)  # line 1 is the opening ---
     if not isinstance(meta, dict):
         raise DocumentInvalid(source, "(front matter)", "YAML 头应为键值对")
     return meta, m.group(2)
@@ -274,18 +283,21 @@ def load_folder(folder: Path, catalog: Catalog | None = None) -> LoadResult:
     parsers = (("guides", "*.md", parse_guide), ("policies", "*.md", parse_policy))
     for sub, pattern, parse in parsers:
         for path in sorted((folder / sub).glob(pattern)):
+            name = f"{sub}/{path.name}"
             try:
-                docs.append(parse(path.read_text(encoding="utf-8"), f"{sub}/{path.name}", catalog))
+                docs.append(parse(_read_text(path, name), name, catalog))
             except DocumentInvalid as exc:
                 errors.append(exc)
     for path in sorted((folder / "faq").glob("*.y*ml")):
         name = f"faq/{path.name}"
         try:
-            rows = _parse_yaml(path.read_text(encoding="utf-8"), name)
+            rows = _parse_yaml(_read_text(path, name), name)
+            if not isinstance(rows, list):
+                raise DocumentInvalid(name, "(file)", "应为问答列表（每条以 - 开头）")
         except DocumentInvalid as exc:
             errors.append(exc)
             continue
-        for i, row in enumerate(rows if isinstance(rows, list) else []):
+        for i, row in enumerate(rows):
             try:
                 docs.append(parse_faq_entry(row, f"{name}#{i + 1}", catalog))
             except DocumentInvalid as exc:

@@ -36,7 +36,8 @@ _PINYIN_WORDS = (
     "登记 结婚 离婚 退休 失业 贷款 租房 购房 买房 发票 入学 报名 上学 补贴 津贴 怎样 如何 可以 "
     "要带 带什么 在哪 网上 手机 流程 条件 多长时间 能不能 新生儿 出生 户口 迁移 二手房 过户 个税 "
     "退税 营业执照 开店 公司 注册 残疾 低保 高龄 医保 社保 养老 养老金 异地 就医 查档 房子 "
-    "丢了 掉了 咋办 坏了 过期了 到期 换证 补证 身份证"
+    "丢了 掉了 咋办 坏了 过期了 到期 换证 补证 身份证 政务 中心 在哪里 在哪儿 大厅 几点 开门 关门 "
+    "第一次 发票 投诉 退休 结婚证 离婚证 公积金 居住证 户口本 残疾证 医保卡"
 ).split()
 
 
@@ -53,8 +54,10 @@ def _load_synonyms(path: Path) -> dict[str, str]:
 def _is_symbol(ch: str) -> bool:
     cat = unicodedata.category(ch)
     # So/Sk: emoji, dingbats, modifiers; Cs/Co/Cn: surrogates, private use, unassigned;
-    # Cf: zero-width joiners and variation selectors that glue emoji together.
-    return cat in {"So", "Sk", "Cs", "Co", "Cn", "Cf"}
+    # Cf: zero-width joiners; variation selectors and the keycap mark that dress emoji.
+    cp = ord(ch)
+    return (cat in {"So", "Sk", "Cs", "Co", "Cn", "Cf"} or 0xFE00 <= cp <= 0xFE0F
+            or cp == 0x20E3 or 0xE0100 <= cp <= 0xE01EF)
 
 
 class TextPipeline:
@@ -64,25 +67,43 @@ class TextPipeline:
         self._userdict = userdict
         self._synonyms = _load_synonyms(synonyms)
         alternatives = sorted(self._synonyms, key=len, reverse=True)
-        self._synonym_re = re.compile("|".join(re.escape(a) for a in alternatives))
+        # English variants match whole words only ("tax" must not match inside "taxi").
+        self._synonym_re = re.compile("|".join(
+            rf"(?<![a-z]){re.escape(a)}(?![a-z])" if re.search("[a-z]", a) else re.escape(a)
+            for a in alternatives))
         self._lock = threading.Lock()
         self._extra_words: set[str] = set()
 
     # -- normalisation -------------------------------------------------------------------
-    def normalize(self, text: str) -> str:
-        from zhconv import convert  # lazy: loads its table on first use
+    @cached_property
+    def _t2s(self):  # type: ignore[no-untyped-def]
+        from opencc import OpenCC
 
+        return OpenCC("t2s")
+
+    @cached_property
+    def _traditional_chars(self) -> frozenset[str]:
+        import opencc
+
+        table = Path(opencc.__file__).parent / "dictionary" / "TSCharacters.txt"
+        return frozenset(line.split("\t", 1)[0] for line in
+                         table.read_text(encoding="utf-8").splitlines() if line)
+
+    def normalize(self, text: str, question: bool = False) -> str:
+        """The common form of a text. ``question=True`` also corrects homophone typos, which
+        curated documents do not need (and which would slow indexing down)."""
         text = unicodedata.normalize("NFKC", text)
         text = "".join(" " if _is_symbol(ch) else ch for ch in text)
-        text = convert(text, "zh-cn").lower()
+        # Converting is slow-ish; most text is already simplified, so look before converting.
+        if not self._traditional_chars.isdisjoint(text):
+            text = self._t2s.convert(text)
+        text = text.lower()
         if re.search(r"[a-z]{4,}", text):
             text = self._decode_pinyin(text)
         text = self._synonym_re.sub(lambda m: self._synonyms[m.group(0)], text)
+        if question:
+            text = self._correct_homophones(text)
         return re.sub(r"\s+", " ", text).strip()
-
-    def has_content(self, text: str) -> bool:
-        """True when the text has at least one letter or digit after normalisation."""
-        return any(ch.isalnum() for ch in self.normalize(text))
 
     # -- pinyin --------------------------------------------------------------------------
     @cached_property
@@ -135,6 +156,49 @@ class TextPipeline:
 
         return re.sub(r"[a-z]+(?: [a-z]+)*", decode_run, text)
 
+    # -- homophone typos ----------------------------------------------------------------
+    @cached_property
+    def _homophones(self) -> dict[str, str]:
+        """Toneless pinyin -> domain word, for the typos a pinyin keyboard makes (法票 for
+        发票, 投速 for 投诉)."""
+        from pypinyin import lazy_pinyin
+
+        table: dict[str, str] = {}
+        for w in self.domain_words():
+            if 2 <= len(w) <= 5 and re.fullmatch(r"[\u4e00-\u9fff]+", w):
+                table.setdefault("".join(lazy_pinyin(w)), w)
+        return table
+
+    def _correct_homophones(self, text: str) -> str:
+        """Replace a run of 2-5 characters that is not a word (not in jieba's dictionary nor
+        the domain's) but sounds exactly like a domain word. Real words are never touched, so
+        剩余 is not turned into 生育."""
+        from pypinyin import lazy_pinyin
+
+        table = self._homophones
+        domain = set(table.values())
+        freq = self._jieba.FREQ
+        out: list[str] = []
+        for run in re.split(r"([\u4e00-\u9fff]+)", text):
+            if not run or not re.fullmatch(r"[\u4e00-\u9fff]+", run) or len(run) < 2:
+                out.append(run)
+                continue
+            syllables = lazy_pinyin(list(run))
+            i, pieces = 0, []
+            while i < len(run):
+                for j in range(min(len(run), i + 5), i + 1, -1):
+                    window = run[i:j]
+                    target = table.get("".join(syllables[i:j]))
+                    if target and window not in domain and not freq.get(window):
+                        pieces.append(target)
+                        i = j
+                        break
+                else:
+                    pieces.append(run[i])
+                    i += 1
+            out.append("".join(pieces))
+        return "".join(out)
+
     # -- tokenisation --------------------------------------------------------------------
     @cached_property
     def _jieba(self):  # type: ignore[no-untyped-def]
@@ -143,7 +207,8 @@ class TextPipeline:
         jieba.setLogLevel(logging.WARNING)
         tk = jieba.Tokenizer()
         tk.initialize()
-        tk.load_userdict(str(self._userdict))
+        with open(self._userdict, "rb") as f:  # jieba leaves a path's file open
+            tk.load_userdict(f)
         for w in set(self._synonyms.values()):
             tk.add_word(w, freq=50)
         return tk
@@ -151,16 +216,27 @@ class TextPipeline:
     def add_words(self, words: Iterable[str]) -> None:
         """Teach the tokenizer service names and aliases found in the documents."""
         with self._lock:
+            added = False
             for w in words:
                 w = self.normalize(w)
                 if 2 <= len(w) <= 12 and w not in self._extra_words:
                     self._extra_words.add(w)
                     self._jieba.add_word(w, freq=40)
+                    added = True
+            if added:  # the pinyin tables are derived from the domain words
+                self.__dict__.pop("_pinyin_table", None)
+                self.__dict__.pop("_homophones", None)
 
     def domain_words(self) -> list[str]:
         words = [line.split()[0] for line in self._userdict.read_text(encoding="utf-8")
                  .splitlines() if line.strip()]
         return words + sorted(self._extra_words)
+
+    def words(self, normalized: str) -> list[str]:
+        """Whole words (jieba precise mode), no stopwords: a question's key terms as the
+        resident wrote them, e.g. 出口退税 rather than its parts 出口 and 退税."""
+        return [t for t in (w.strip() for w in self._jieba.cut(normalized))
+                if t and t not in STOPWORDS and any(ch.isalnum() for ch in t)]
 
     def tokens(self, normalized: str) -> list[str]:
         """BM25 terms of an already normalised text: jieba search-mode cut, no stopwords."""
