@@ -106,8 +106,9 @@ def _unb64(text: str) -> bytes:
 
 def issue_token(principal: Principal, secret: str, ttl_seconds: int) -> tuple[str, int]:
     expires = int(time.time()) + ttl_seconds
-    payload = _b64(json.dumps({"sub": principal.username, "role": principal.role, "exp": expires})
-                   .encode())
+    payload = _b64(
+        json.dumps({"sub": principal.username, "role": principal.role, "exp": expires}).encode()
+    )
     sig = _b64(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest())
     return f"{payload}.{sig}", expires
 

@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from banshi.db import Database
 from banshi.settings import Settings, get_settings
 
 
@@ -15,16 +16,14 @@ class Context:
     """Settings and the database, made on first use by a sub-command."""
 
     def __init__(self) -> None:
-        self._db = None
+        self._db: Database | None = None
 
     @property
     def settings(self) -> Settings:
         return get_settings()
 
     @property
-    def db(self):  # type: ignore[no-untyped-def]
-        from banshi.db import Database
-
+    def db(self) -> Database:
         if self._db is None:
             self._db = Database(self.settings.resolved_database_url)
             self._db.upgrade()
@@ -39,8 +38,10 @@ pass_context = click.make_pass_decorator(Context, ensure=True)
 @click.pass_context
 def main(ctx: click.Context, verbose: bool) -> None:
     """banshi 办事 — 区政务服务中心自助服务。"""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     ctx.obj = Context()
 
 
@@ -68,8 +69,9 @@ def users() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @click.option("--if-missing", is_flag=True, help="Do nothing when the user exists.")
 @pass_context
-def users_add(ctx: Context, username: str, role: str, password_stdin: bool,
-              if_missing: bool) -> None:
+def users_add(
+    ctx: Context, username: str, role: str, password_stdin: bool, if_missing: bool
+) -> None:
     """Create a staff account."""
     from sqlalchemy import select
 
@@ -79,8 +81,9 @@ def users_add(ctx: Context, username: str, role: str, password_stdin: bool,
         if if_missing and s.scalar(select(User).where(User.username == username)):
             click.echo(f"user {username} exists")
             return
-    password = (sys.stdin.readline().rstrip("\n") if password_stdin
-                else getpass.getpass("password: "))
+    password = (
+        sys.stdin.readline().rstrip("\n") if password_stdin else getpass.getpass("password: ")
+    )
     with ctx.db.session() as s:
         create_user(s, username, password, role)
     click.echo(f"created {role} {username}")

@@ -24,6 +24,9 @@ class HealthRegistry:
                 results[name] = check()
             except Exception as exc:  # a failing check is a finding, not a crash
                 results[name] = {"status": "down", "error": f"{type(exc).__name__}: {exc}"}
-        worst = max((r.get("status", "down") for r in results.values()),
-                    key=lambda s: _ORDER.get(s, 2), default="ok")
+        worst = max(
+            (r.get("status", "down") for r in results.values()),
+            key=lambda s: _ORDER.get(s, 2),
+            default="ok",
+        )
         return {"status": worst, "checks": results}

@@ -14,8 +14,9 @@ BENCH_DATA = Path(__file__).resolve().parent / "data"
 EVAL_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "eval-data"
 
 
-def knowledge_base(encoder: str | None = None, source: Path | None = None,
-                   data_dir: Path | None = None) -> KnowledgeBase:
+def knowledge_base(
+    encoder: str | None = None, source: Path | None = None, data_dir: Path | None = None
+) -> KnowledgeBase:
     """A started knowledge base. The data directory defaults to a temporary one, so a bench
     never touches the operator's database; BANSHI_DATA_DIR reuses a built index."""
     data = data_dir or Path(os.environ.get("BANSHI_DATA_DIR") or tempfile.mkdtemp(prefix="kbb"))

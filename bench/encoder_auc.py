@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import EVAL_DATA  # noqa: E402
-from knowledge_base.bm25 import BM25Index  # noqa: E402
-from knowledge_base.encoders import EncoderUnavailable, make_encoder  # noqa: E402
-from knowledge_base.text import TextPipeline  # noqa: E402
+from bench._common import EVAL_DATA
+from knowledge_base.bm25 import BM25Index
+from knowledge_base.encoders import EncoderUnavailable, make_encoder
+from knowledge_base.text import TextPipeline
 
 
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:

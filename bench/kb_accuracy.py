@@ -17,7 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import BENCH_DATA, knowledge_base  # noqa: E402
+from bench._common import BENCH_DATA, knowledge_base
 
 
 def evaluate(kb, path: Path, show_errors: bool) -> None:  # type: ignore[no-untyped-def]
@@ -39,8 +39,10 @@ def evaluate(kb, path: Path, show_errors: bool) -> None:  # type: ignore[no-unty
             by_style[r.get("style", "?")][0] += correct
             by_style[r.get("style", "?")][1] += 1
             if show_errors and not correct:
-                print(f"  MISS {r['item_id']:<22} got {a.item_id or '-':<22} "
-                      f"{a.confidence:.2f} {ranked[:3]} {r['question'][:60]}")
+                print(
+                    f"  MISS {r['item_id']:<22} got {a.item_id or '-':<22} "
+                    f"{a.confidence:.2f} {ranked[:3]} {r['question'][:60]}"
+                )
         else:
             refused += not a.answered
             if show_errors and a.answered:
@@ -48,8 +50,10 @@ def evaluate(kb, path: Path, show_errors: bool) -> None:  # type: ignore[no-unty
     bins: dict[int, list[tuple[float, float]]] = defaultdict(list)
     for c, ok in conf_pairs:
         bins[min(int(c * 10), 9)].append((c, ok))
-    ece = sum(abs(sum(c for c, _ in b) / len(b) - sum(o for _, o in b) / len(b)) * len(b)
-              for b in bins.values()) / len(conf_pairs)
+    ece = sum(
+        abs(sum(c for c, _ in b) / len(b) - sum(o for _, o in b) / len(b)) * len(b)
+        for b in bins.values()
+    ) / len(conf_pairs)
     n = len(in_scope)
     print(f"{path.name}: {n} in scope, {len(oos)} must-not-answer")
     print(f"  in-scope answered correctly (top-1): {right / n:.1%}  ({right}/{n})")
@@ -66,8 +70,10 @@ def main() -> None:
     ap.add_argument("--errors", action="store_true", help="print every miss")
     args = ap.parse_args()
     kb = knowledge_base(args.encoder)
-    print(f"encoder {kb.encoder.name} (calibrated: {kb.calibrated}), "
-          f"{len(kb.docs)} documents, {len(kb.index)} chunks")
+    print(
+        f"encoder {kb.encoder.name} (calibrated: {kb.calibrated}), "
+        f"{len(kb.docs)} documents, {len(kb.index)} chunks"
+    )
     for path in args.set or [BENCH_DATA / "kb_dev.jsonl", BENCH_DATA / "kb_heldout.jsonl"]:
         evaluate(kb, path, args.errors)
 

@@ -28,9 +28,9 @@ import httpx
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import BENCH_DATA, knowledge_base, percentile  # noqa: E402
-from banshi.settings import SAMPLE_KB_DIR  # noqa: E402
-from knowledge_base.source import load_folder  # noqa: E402
+from banshi.settings import SAMPLE_KB_DIR
+from bench._common import BENCH_DATA, knowledge_base, percentile
+from knowledge_base.source import load_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,8 +45,10 @@ def questions() -> list[str]:
 
 
 def report(label: str, millis: list[float]) -> None:
-    print(f"  {label}: p50 {percentile(millis, 50):.1f} ms, p95 {percentile(millis, 95):.1f} ms,"
-          f" max {max(millis):.1f} ms over {len(millis)} questions")
+    print(
+        f"  {label}: p50 {percentile(millis, 50):.1f} ms, p95 {percentile(millis, 95):.1f} ms,"
+        f" max {max(millis):.1f} ms over {len(millis)} questions"
+    )
 
 
 def generate_source(folder: Path, target_chunks: int, seed: int = 7) -> int:
@@ -56,10 +58,16 @@ def generate_source(folder: Path, target_chunks: int, seed: int = 7) -> int:
     shutil.copytree(SAMPLE_KB_DIR, folder)
     sample = load_folder(SAMPLE_KB_DIR)
     rng = random.Random(seed)
-    sentences = [s for d in sample.documents
-                 for text in ([sec["text"] for sec in d.data.get("sections", [])]
-                              + [d.data.get("answer", ""), d.data.get("body", "")])
-                 for s in re.split(r"(?<=[。；！？])", text) if 8 <= len(s) <= 80]
+    sentences = [
+        s
+        for d in sample.documents
+        for text in (
+            [sec["text"] for sec in d.data.get("sections", [])]
+            + [d.data.get("answer", ""), d.data.get("body", "")]
+        )
+        for s in re.split(r"(?<=[。；！？])", text)
+        if 8 <= len(s) <= 80
+    ]
     faqs = [d.data for d in sample.documents if d.kind == "faq"]
     per_entry = 3  # a question and two variants
     existing = 1545
@@ -68,15 +76,22 @@ def generate_source(folder: Path, target_chunks: int, seed: int = 7) -> int:
         base = rng.choice(faqs)
         topic = rng.choice(sentences)[:12]
         q = f"{base['question'].rstrip('？?')}，{topic}（第{n}问）？"
-        entries.append({
-            "item": base["item"],
-            "question": q,
-            "variants": [f"{v}（{n}）" for v in rng.sample(base["variants"] or [q],
-                                                         k=min(2, len(base["variants"] or [q])))],
-            "answer": "".join(rng.sample(sentences, 3)),
-        })
+        entries.append(
+            {
+                "item": base["item"],
+                "question": q,
+                "variants": [
+                    f"{v}（{n}）"
+                    for v in rng.sample(
+                        base["variants"] or [q], k=min(2, len(base["variants"] or [q]))
+                    )
+                ],
+                "answer": "".join(rng.sample(sentences, 3)),
+            }
+        )
     (folder / "faq" / "generated.yml").write_text(
-        yaml.safe_dump(entries, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        yaml.safe_dump(entries, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
     return len(entries)
 
 
@@ -97,10 +112,18 @@ def rss_mb(pid: int) -> float:
 
 def serve_and_measure(data_dir: Path, source: Path, qs: list[str]) -> None:
     port = free_port()
-    env = {**os.environ, "BANSHI_DATA_DIR": str(data_dir), "BANSHI_KB_SOURCE_DIR": str(source),
-           "BANSHI_PORT": str(port)}
-    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "banshi"), "serve"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "BANSHI_DATA_DIR": str(data_dir),
+        "BANSHI_KB_SOURCE_DIR": str(source),
+        "BANSHI_PORT": str(port),
+    }
+    proc = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "banshi"), "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 300
@@ -159,8 +182,10 @@ def main() -> None:
     started = time.perf_counter()
     big = knowledge_base(source=source, data_dir=data)
     build = time.perf_counter() - started
-    print(f"  {len(big.docs)} documents ({added} generated FAQ entries), {len(big.index)} chunks;"
-          f" index built from scratch in {build:.0f} s ({len(big.index) / build:.0f} chunks/s)")
+    print(
+        f"  {len(big.docs)} documents ({added} generated FAQ entries), {len(big.index)} chunks;"
+        f" index built from scratch in {build:.0f} s ({len(big.index) / build:.0f} chunks/s)"
+    )
     del big
     serve_and_measure(data, source, qs)
 

@@ -39,8 +39,12 @@ class Answer:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.contract(), "suggestions": self.suggestions, "item": self.item,
-                "notice": self.notice}
+        return {
+            **self.contract(),
+            "suggestions": self.suggestions,
+            "item": self.item,
+            "notice": self.notice,
+        }
 
 
 def source_of(chunk: IndexedChunk, doc: Document) -> dict[str, str]:
@@ -51,15 +55,23 @@ def item_facts(item_id: str, docs: dict[str, Document], catalog: Catalog) -> dic
     item = catalog.items[item_id]
     dept = catalog.departments.get(item.department)
     guide = docs.get(f"guide:{item_id}")
-    facts: dict[str, Any] = {"id": item_id, "title": item.name,
-                             "department": dept.name if dept else ""}
+    facts: dict[str, Any] = {
+        "id": item_id,
+        "title": item.name,
+        "department": dept.name if dept else "",
+    }
     if guide:
         g = guide.data
-        facts.update({
-            "window": g["window"], "phone": g["phone"], "time_limit": g["time_limit"],
-            "fee": g["fee"], "online": g.get("online", ""),
-            "materials": [f"{m['name']}（{m['form']}{m['count']}份）" for m in g["materials"]],
-        })
+        facts.update(
+            {
+                "window": g["window"],
+                "phone": g["phone"],
+                "time_limit": g["time_limit"],
+                "fee": g["fee"],
+                "online": g.get("online", ""),
+                "materials": [f"{m['name']}（{m['form']}{m['count']}份）" for m in g["materials"]],
+            }
+        )
     return facts
 
 
@@ -89,25 +101,39 @@ def compose_answer(
     if chunk.section not in {"办理时限与收费", "事项"} and "window" in facts:
         body = _clip(body) + f"\n办理窗口：{facts['window']}；咨询电话：{facts['phone']}。"
     return Answer(
-        question=question, answered=True, item_id=item_id, confidence=confidence,
-        answer=_clip(body, MAX_ANSWER_CHARS + 80), sources=[source_of(chunk, doc)],
-        suggestions=suggestions, item=facts,
+        question=question,
+        answered=True,
+        item_id=item_id,
+        confidence=confidence,
+        answer=_clip(body, MAX_ANSWER_CHARS + 80),
+        sources=[source_of(chunk, doc)],
+        suggestions=suggestions,
+        item=facts,
     )
 
 
 def _summary(facts: dict[str, Any]) -> str:
     if "window" not in facts:
         return ""
-    return (f"办理时限：{facts['time_limit']}；收费：{facts['fee']}；"
-            f"窗口：{facts['window']}；电话：{facts['phone']}。")
+    return (
+        f"办理时限：{facts['time_limit']}；收费：{facts['fee']}；"
+        f"窗口：{facts['window']}；电话：{facts['phone']}。"
+    )
 
 
-def not_found(question: str, confidence: float, nearest: list[str], catalog: Catalog,
-              hotline: str) -> Answer:
+def not_found(
+    question: str, confidence: float, nearest: list[str], catalog: Catalog, hotline: str
+) -> Answer:
     names = [catalog.items[i].name for i in nearest if i in catalog.items]
     text = "抱歉，知识库里没有找到能准确回答这个问题的内容。"
     if names:
         text += "您是不是想问：" + "、".join(f"“{n}”" for n in names) + "？"
     text += f"您也可以转人工客服，或拨打{hotline}热线咨询。"
-    return Answer(question=question, answered=False, item_id=None, confidence=confidence,
-                  answer=text, suggestions=[f"{n}怎么办理？" for n in names])
+    return Answer(
+        question=question,
+        answered=False,
+        item_id=None,
+        confidence=confidence,
+        answer=text,
+        suggestions=[f"{n}怎么办理？" for n in names],
+    )

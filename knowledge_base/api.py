@@ -16,7 +16,8 @@ router = APIRouter(prefix="/api/kb", tags=["knowledge base"])
 
 
 def get_kb(request: Request) -> KnowledgeBase:
-    return request.app.state.kb  # type: ignore[no-any-return]
+    kb: KnowledgeBase = request.app.state.kb
+    return kb
 
 
 KbDep = Annotated[KnowledgeBase, Depends(get_kb)]
@@ -30,15 +31,22 @@ class AskIn(BaseModel):
 class DocumentIn(BaseModel):
     kind: Literal["guide", "faq", "policy"]
     source: str = Field(
-        min_length=1, max_length=200_000,
+        min_length=1,
+        max_length=200_000,
         description="The document in its file format: Markdown with YAML front matter for a "
         "guide or policy; a YAML (or JSON) mapping with item/question/answer for an FAQ.",
     )
 
 
 def _document_out(doc: Document) -> dict[str, Any]:
-    return {"id": doc.id, "kind": doc.kind, "item_id": doc.item_id, "title": doc.title,
-            "items": doc.items, "data": doc.data}
+    return {
+        "id": doc.id,
+        "kind": doc.kind,
+        "item_id": doc.item_id,
+        "title": doc.title,
+        "items": doc.items,
+        "data": doc.data,
+    }
 
 
 @router.post("/ask")
@@ -48,8 +56,10 @@ def ask(body: AskIn, kb: KbDep) -> dict[str, Any]:
 
 @router.get("/items")
 def items(kb: KbDep) -> list[dict[str, str]]:
-    return [{"id": i.id, "name": i.name, "department": kb.catalog.departments[i.department].name}
-            for i in kb.catalog.items.values()]
+    return [
+        {"id": i.id, "name": i.name, "department": kb.catalog.departments[i.department].name}
+        for i in kb.catalog.items.values()
+    ]
 
 
 @router.get("/documents")
@@ -59,10 +69,15 @@ def list_documents(
     item: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[dict[str, Any]]:
     kb.refresh_if_stale()
-    docs = [d for d in kb.docs.values()
-            if (kind is None or d.kind == kind) and (item is None or item in d.items)]
-    return [{"id": d.id, "kind": d.kind, "item_id": d.item_id, "title": d.title}
-            for d in sorted(docs, key=lambda d: d.id)]
+    docs = [
+        d
+        for d in kb.docs.values()
+        if (kind is None or d.kind == kind) and (item is None or item in d.items)
+    ]
+    return [
+        {"id": d.id, "kind": d.kind, "item_id": d.item_id, "title": d.title}
+        for d in sorted(docs, key=lambda d: d.id)
+    ]
 
 
 @router.get("/documents/{doc_id}")
@@ -77,17 +92,18 @@ def create_document(body: DocumentIn, kb: KbDep, admin: AdminDep) -> dict[str, A
     doc = parse_source(body.kind, body.source, f"{body.kind} (API)", kb.catalog)
     kb.refresh_if_stale()
     if doc.id in kb.docs:
-        raise Conflict("这份文档已经存在，请用修改功能。", f"document {doc.id} exists; use PUT",
-                       id=doc.id)
+        raise Conflict(
+            "这份文档已经存在，请用修改功能。", f"document {doc.id} exists; use PUT", id=doc.id
+        )
     return _document_out(kb.save_document(body.kind, body.source, admin.username))
 
 
 @router.put("/documents/{doc_id}")
-def replace_document(doc_id: str, body: DocumentIn, kb: KbDep, admin: AdminDep
-                     ) -> dict[str, Any]:
+def replace_document(doc_id: str, body: DocumentIn, kb: KbDep, admin: AdminDep) -> dict[str, Any]:
     kb.get_document(doc_id)  # 404 when it does not exist
-    return _document_out(kb.save_document(body.kind, body.source, admin.username,
-                                          expected_id=doc_id))
+    return _document_out(
+        kb.save_document(body.kind, body.source, admin.username, expected_id=doc_id)
+    )
 
 
 @router.delete("/documents/{doc_id}", status_code=204)

@@ -67,8 +67,9 @@ class BM25Index:
             posting = self._postings[term]
             ids = np.fromiter(posting.keys(), dtype=np.int64, count=len(posting))
             tfs = np.fromiter(posting.values(), dtype=np.float32, count=len(posting))
-            lengths = np.fromiter((self._lengths[i] for i in posting), dtype=np.float32,
-                                  count=len(posting))
+            lengths = np.fromiter(
+                (self._lengths[i] for i in posting), dtype=np.float32, count=len(posting)
+            )
             # Store tf already divided by its length normaliser; avgdl is applied at query.
             arrays = (ids, np.stack([tfs, lengths]))
             self._frozen[term] = arrays
@@ -93,8 +94,7 @@ class BM25Index:
         all_ids = np.concatenate(acc_ids)
         all_scores = np.concatenate(acc_scores)
         uniq, inverse = np.unique(all_ids, return_inverse=True)
-        summed = np.zeros(len(uniq), dtype=np.float64)
-        np.add.at(summed, inverse, all_scores)
+        summed = np.bincount(inverse, weights=all_scores, minlength=len(uniq))
         k = min(top_k, len(uniq))
         best = np.argpartition(-summed, k - 1)[:k]
         best = best[np.argsort(-summed[best])]

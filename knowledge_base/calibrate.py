@@ -18,11 +18,13 @@ from knowledge_base.confidence import Calibration, fit_logistic, save_calibratio
 from knowledge_base.retrieval import Weights, gather, rank
 from knowledge_base.service import KnowledgeBase
 
-GRID = [Weights(lexical, alias, support, coverage)
-        for lexical in (0.1, 0.2, 0.3, 0.4, 0.6)
-        for alias in (0.0, 0.05, 0.1, 0.15)
-        for support in (0.0, 0.1, 0.2)
-        for coverage in (0.0, 0.1, 0.2, 0.3)]
+GRID = [
+    Weights(lexical, alias, support, coverage)
+    for lexical in (0.1, 0.2, 0.3, 0.4, 0.6)
+    for alias in (0.0, 0.05, 0.1, 0.15)
+    for support in (0.0, 0.1, 0.2)
+    for coverage in (0.0, 0.1, 0.2, 0.3)
+]
 
 
 def read_labelled(path: Path) -> list[dict[str, Any]]:
@@ -36,8 +38,9 @@ def read_labelled(path: Path) -> list[dict[str, Any]]:
 
 def calibrate(kb: KnowledgeBase, rows: list[dict[str, Any]], name: str) -> tuple[Calibration, str]:
     assert kb.index is not None
-    evidence = [gather(kb.index, kb.text.normalize(r["question"], question=True), kb.aliases)
-                for r in rows]
+    evidence = [
+        gather(kb.index, kb.text.normalize(r["question"], question=True), kb.aliases) for r in rows
+    ]
     in_scope = [i for i, r in enumerate(rows) if r["item_id"]]
     best_weight, best_acc = Weights(), -1.0
     for w in GRID:  # the first of equally good weights wins: the grid starts small
@@ -61,5 +64,7 @@ def calibrate(kb: KnowledgeBase, rows: list[dict[str, Any]], name: str) -> tuple
 def calibrate_from_file(kb: KnowledgeBase, path: Path) -> str:
     cal, summary = calibrate(kb, read_labelled(path), path.name)
     save_calibration(cal)
-    return f"{kb.encoder.name}: {summary}; weights {np.round(cal.weights, 3).tolist()}, " \
-           f"bias {cal.bias:.3f} saved"
+    return (
+        f"{kb.encoder.name}: {summary}; weights {np.round(cal.weights, 3).tolist()}, "
+        f"bias {cal.bias:.3f} saved"
+    )

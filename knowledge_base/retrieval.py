@@ -65,8 +65,15 @@ class Retrieval:
             return [0.0, 0.0, 0.0, 0.0, self.unknown_share, 1.0, length]
         top = self.items[0]
         second = self.items[1].score if len(self.items) > 1 else 0.0
-        return [top.score, top.dense, top.lexical, top.score - second, self.unknown_share,
-                self.uncovered_share, length]
+        return [
+            top.score,
+            top.dense,
+            top.lexical,
+            top.score - second,
+            self.unknown_share,
+            self.uncovered_share,
+            length,
+        ]
 
 
 def _tail(normalized: str) -> str:
@@ -76,8 +83,9 @@ def _tail(normalized: str) -> str:
     return tail if 4 <= len(tail) < len(normalized) else ""
 
 
-def gather(index: KnowledgeIndex, normalized: str,
-           aliases: dict[str, list[frozenset[str]]] | None = None) -> Evidence:
+def gather(
+    index: KnowledgeIndex, normalized: str, aliases: dict[str, list[frozenset[str]]] | None = None
+) -> Evidence:
     tokens = index.text.tokens(normalized)
     texts = [normalized]
     tail = _tail(normalized) if len(normalized) >= LONG_QUESTION_CHARS else ""
@@ -90,30 +98,45 @@ def gather(index: KnowledgeIndex, normalized: str,
             for cid, score in index.dense_search(q, CANDIDATE_CHUNKS):
                 dense[cid] = max(dense.get(cid, -1.0), score)
         weight = index.bm25.query_weight(tokens)
-        lexical = {
-            cid: min(score / weight, 1.0)
-            for cid, score in index.bm25.search(tokens, CANDIDATE_CHUNKS)
-        } if weight > 0 else {}
+        lexical = (
+            {
+                cid: min(score / weight, 1.0)
+                for cid, score in index.bm25.search(tokens, CANDIDATE_CHUNKS)
+            }
+            if weight > 0
+            else {}
+        )
         # Exact dense scores for chunks found only lexically, so every candidate is fused
         # on both signals.
         for cid in lexical.keys() - dense.keys():
             vec = index.vector(cid)
             dense[cid] = max(float(np.dot(vec, q)) for q in queries)
-        chunks = {cid: (index.chunks[cid].item_id, d, lexical.get(cid, 0.0))
-                  for cid, d in dense.items() if cid in index.chunks}
+        chunks = {
+            cid: (index.chunks[cid].item_id, d, lexical.get(cid, 0.0))
+            for cid, d in dense.items()
+            if cid in index.chunks
+        }
         # Key words the knowledge base never uses (护照, 出口退税) suggest it does not cover
         # the question; parts of such words may still match, so whole words are checked.
         words = list(dict.fromkeys(index.text.words(normalized)))
         word_weight = sum(index.bm25.idf(w) for w in words)
-        unknown = sum(index.bm25.idf(w) for w in words
-                      if len(w) > 1 and index.bm25.document_frequency(w) == 0)
+        unknown = sum(
+            index.bm25.idf(w) for w in words if len(w) > 1 and index.bm25.document_frequency(w) == 0
+        )
     # An item is named when every word of one of its names occurs in the question, in any
     # order: 新生儿怎么上户口 names 新生儿上户口.
     present = set(tokens) | set(words)
-    hits = {item for item, names in (aliases or {}).items()
-            if any(name <= present for name in names)}
-    return Evidence(normalized, words, chunks, hits,
-                    unknown / word_weight if word_weight > 0 else 0.0, word_weight)
+    hits = {
+        item for item, names in (aliases or {}).items() if any(name <= present for name in names)
+    }
+    return Evidence(
+        normalized,
+        words,
+        chunks,
+        hits,
+        unknown / word_weight if word_weight > 0 else 0.0,
+        word_weight,
+    )
 
 
 def _coverage(index: KnowledgeIndex, ev: Evidence, item_id: str) -> float:
@@ -143,13 +166,18 @@ def rank(index: KnowledgeIndex, ev: Evidence, weights: Weights) -> Retrieval:
                 score += weights.alias
             coverage[item_id] = _coverage(index, ev, item_id)
             score += weights.coverage * coverage[item_id]
-            items.append(ItemHit(item_id, score, max(c[2] for c in chunks),
-                                 max(c[3] for c in chunks), cid))
+            items.append(
+                ItemHit(item_id, score, max(c[2] for c in chunks), max(c[3] for c in chunks), cid)
+            )
     items.sort(key=lambda h: h.score, reverse=True)
     uncovered_share = 1.0 - coverage[items[0].item_id] if items and ev.word_weight > 0 else 1.0
     return Retrieval(ev.normalized, items, ev.unknown_share, uncovered_share, len(ev.words))
 
 
-def retrieve(index: KnowledgeIndex, normalized: str, weights: Weights,
-             aliases: dict[str, list[frozenset[str]]] | None = None) -> Retrieval:
+def retrieve(
+    index: KnowledgeIndex,
+    normalized: str,
+    weights: Weights,
+    aliases: dict[str, list[frozenset[str]]] | None = None,
+) -> Retrieval:
     return rank(index, gather(index, normalized, aliases), weights)

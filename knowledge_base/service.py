@@ -12,9 +12,9 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from banshi.db import Database
@@ -27,7 +27,7 @@ from knowledge_base.errors import KnowledgeBaseNotReady
 from knowledge_base.index import KnowledgeIndex, SyncReport
 from knowledge_base.models import KbDocument, KbState
 from knowledge_base.retrieval import Retrieval, retrieve
-from knowledge_base.source import Catalog, Document, LoadResult, load_folder, parse_source
+from knowledge_base.source import Catalog, Document, Kind, LoadResult, load_folder, parse_source
 from knowledge_base.text import TextPipeline
 
 log = logging.getLogger(__name__)
@@ -36,13 +36,25 @@ CANDIDATES = 5
 
 
 def _to_document(row: KbDocument) -> Document:
-    return Document(id=row.id, kind=row.kind, item_id=row.item_id,  # type: ignore[arg-type]
-                    title=row.title, data=row.data, source=row.source, items=list(row.items))
+    return Document(
+        id=row.id,
+        kind=cast(Kind, row.kind),
+        item_id=row.item_id,
+        title=row.title,
+        data=row.data,
+        source=row.source,
+        items=list(row.items),
+    )
 
 
 class KnowledgeBase:
-    def __init__(self, settings: Settings, db: Database, encoder: Encoder | None = None,
-                 text: TextPipeline | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        encoder: Encoder | None = None,
+        text: TextPipeline | None = None,
+    ) -> None:
         self.settings = settings
         self.db = db
         self.catalog = Catalog.load(settings.kb_source_dir)
@@ -77,16 +89,21 @@ class KnowledgeBase:
             with self.db.session() as s:
                 empty = not s.scalar(select(func.count()).select_from(KbDocument))
             if empty:
-                result = self.import_folder(self.settings.kb_source_dir, user="bootstrap",
-                                            sync=False)
+                result = self.import_folder(
+                    self.settings.kb_source_dir, user="bootstrap", sync=False
+                )
                 for e in result.errors:
                     log.warning("%s", e.detail)
             self.calibration, self.calibrated = load_calibration(self.encoder.name)
             if not self.calibrated:
-                log.warning("encoder %s has no calibration: answers use a conservative "
-                            "default; run `banshi kb calibrate`", self.encoder.name)
+                log.warning(
+                    "encoder %s has no calibration: answers use a conservative "
+                    "default; run `banshi kb calibrate`",
+                    self.encoder.name,
+                )
             self.index = self.index or KnowledgeIndex.load(
-                self.settings.kb_index_dir, self.encoder, self.text)
+                self.settings.kb_index_dir, self.encoder, self.text
+            )
             return self._sync()
         except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
@@ -110,8 +127,11 @@ class KnowledgeBase:
         for d in docs.values():
             if d.kind == "guide" and d.item_id:
                 names = [d.title, *d.data.get("aliases", [])]
-                aliases[d.item_id] = [w for w in (frozenset(self.text.words(
-                    self.text.normalize(n))) for n in names) if w]
+                aliases[d.item_id] = [
+                    w
+                    for w in (frozenset(self.text.words(self.text.normalize(n))) for n in names)
+                    if w
+                ]
         self.index, self.docs, self._faq_by_item, self.aliases = index, docs, faq, aliases
         self.revision = revision
         self._checked_at = time.monotonic()
@@ -138,7 +158,9 @@ class KnowledgeBase:
     # -- questions -----------------------------------------------------------------------
     def ask(self, question: str) -> Answer:
         if self.index is None or self.calibration is None:
-            raise KnowledgeBaseNotReady("知识库正在准备中，请稍后再试。", "knowledge base not loaded")
+            raise KnowledgeBaseNotReady(
+                "知识库正在准备中，请稍后再试。", "knowledge base not loaded"
+            )
         self.refresh_if_stale()
         question = question if isinstance(question, str) else ""
         notice = ""
@@ -148,9 +170,14 @@ class KnowledgeBase:
             notice = f"您的问题较长，只按前{limit}个字理解。"
         normalized = self.text.normalize(question, question=True)
         if not any(ch.isalnum() for ch in normalized):
-            return Answer(question=question, answered=False, item_id=None, confidence=0.0,
-                          answer="请用文字描述您要办理的事情，例如：“社保卡丢了怎么补办？”",
-                          notice=notice)
+            return Answer(
+                question=question,
+                answered=False,
+                item_id=None,
+                confidence=0.0,
+                answer="请用文字描述您要办理的事情，例如：“社保卡丢了怎么补办？”",
+                notice=notice,
+            )
         found = retrieve(self.index, normalized, self.calibration.fusion, self.aliases)
         confidence = self.calibration.confidence(found.features())
         answer = self._answer(question, found, confidence)
@@ -160,26 +187,42 @@ class KnowledgeBase:
     def retrieve(self, question: str) -> Retrieval:
         """Raw retrieval, for calibration and benchmarks."""
         if self.index is None or self.calibration is None:
-            raise KnowledgeBaseNotReady("知识库正在准备中，请稍后再试。", "knowledge base not loaded")
-        return retrieve(self.index, self.text.normalize(question, question=True),
-                        self.calibration.fusion, self.aliases)
+            raise KnowledgeBaseNotReady(
+                "知识库正在准备中，请稍后再试。", "knowledge base not loaded"
+            )
+        return retrieve(
+            self.index,
+            self.text.normalize(question, question=True),
+            self.calibration.fusion,
+            self.aliases,
+        )
 
     def _answer(self, question: str, found: Retrieval, confidence: float) -> Answer:
         assert self.index is not None
-        candidates = [{"item_id": h.item_id, "score": round(h.score, 4)}
-                      for h in found.items[:CANDIDATES]]
+        candidates = [
+            {"item_id": h.item_id, "score": round(h.score, 4)} for h in found.items[:CANDIDATES]
+        ]
         if not found.items or confidence < self.settings.kb_answer_threshold:
             nearest = [h.item_id for h in found.items[:3]]
-            answer = not_found(question, confidence, nearest, self.catalog,
-                               str(self.catalog.centre.get("hotline", "12345")))
+            answer = not_found(
+                question,
+                confidence,
+                nearest,
+                self.catalog,
+                str(self.catalog.centre.get("hotline", "12345")),
+            )
             answer.candidates = candidates
             return answer
         top = found.items[0]
         chunk = self.index.chunks[top.chunk_id]
-        suggestions = [d.data["question"] for d in self._faq_by_item.get(top.item_id, [])
-                       if d.id != chunk.doc_id][:3]
-        answer = compose_answer(question, top.item_id, confidence, chunk, self.docs,
-                                self.catalog, suggestions)
+        suggestions = [
+            d.data["question"]
+            for d in self._faq_by_item.get(top.item_id, [])
+            if d.id != chunk.doc_id
+        ][:3]
+        answer = compose_answer(
+            question, top.item_id, confidence, chunk, self.docs, self.catalog, suggestions
+        )
         answer.candidates = candidates
         return answer
 
@@ -197,17 +240,31 @@ class KnowledgeBase:
         changed = 0
         documents = list({d.id: d for d in documents}.values())  # one row per id
         with self.db.session() as s:
-            existing = {r.id: r for r in s.scalars(
-                select(KbDocument).where(KbDocument.id.in_([d.id for d in documents])))}
+            existing = {
+                r.id: r
+                for r in s.scalars(
+                    select(KbDocument).where(KbDocument.id.in_([d.id for d in documents]))
+                )
+            }
             for d in documents:
                 row = existing.get(d.id)
                 if row is not None and row.content_hash == d.content_hash:
                     continue
                 changed += 1
                 if row is None:
-                    s.add(KbDocument(id=d.id, kind=d.kind, item_id=d.item_id, title=d.title,
-                                     data=d.data, items=d.items, source=d.source,
-                                     content_hash=d.content_hash, updated_by=user))
+                    s.add(
+                        KbDocument(
+                            id=d.id,
+                            kind=d.kind,
+                            item_id=d.item_id,
+                            title=d.title,
+                            data=d.data,
+                            items=d.items,
+                            source=d.source,
+                            content_hash=d.content_hash,
+                            updated_by=user,
+                        )
+                    )
                 else:
                     row.kind, row.item_id, row.title, row.data = d.kind, d.item_id, d.title, d.data
                     row.items, row.source, row.content_hash = d.items, d.source, d.content_hash
@@ -219,21 +276,26 @@ class KnowledgeBase:
 
     @staticmethod
     def _bump_revision(s: Session) -> None:
-        if s.execute(update(KbState).where(KbState.id == 1)
-                     .values(revision=KbState.revision + 1)).rowcount == 0:  # type: ignore[attr-defined]
+        bump = update(KbState).where(KbState.id == 1).values(revision=KbState.revision + 1)
+        result = cast(CursorResult[Any], s.execute(bump))
+        if result.rowcount == 0:  # first change ever: create the counter
             s.add(KbState(id=1, revision=1))
 
-    def save_document(self, kind: str, source_text: str, user: str,
-                      expected_id: str | None = None) -> Document:
+    def save_document(
+        self, kind: str, source_text: str, user: str, expected_id: str | None = None
+    ) -> Document:
         """Validate and store one document (create or replace), then update the index."""
         doc = parse_source(kind, source_text, f"{kind} (API)", self.catalog)
         if expected_id is not None and doc.id != expected_id:
             from knowledge_base.errors import DocumentInvalid
 
             field = "question" if kind == "faq" else "id"
-            raise DocumentInvalid(doc.source, field,
-                                  f"修改后文档编号变为 {doc.id}，与要修改的 {expected_id} 不一致；"
-                                  "如需更换，请先删除再新建")
+            raise DocumentInvalid(
+                doc.source,
+                field,
+                f"修改后文档编号变为 {doc.id}，与要修改的 {expected_id} 不一致；"
+                "如需更换，请先删除再新建",
+            )
         with self._write_lock:
             self.store([doc], user)
             if self.index is not None:

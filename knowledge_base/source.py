@@ -71,8 +71,11 @@ class Catalog:
             if not isinstance(row, dict) or not {"id", "name", "department"} <= row.keys():
                 raise DocumentInvalid("catalog.yml", f"[{i}]", "每项需要 id、name、department")
             if row["department"] not in departments:
-                raise DocumentInvalid("catalog.yml", f"[{i}].department",
-                                      f"部门 {row['department']!r} 不在 centre.yml 中")
+                raise DocumentInvalid(
+                    "catalog.yml",
+                    f"[{i}].department",
+                    f"部门 {row['department']!r} 不在 centre.yml 中",
+                )
             items[row["id"]] = Item(str(row["id"]), str(row["name"]), str(row["department"]))
         return cls(centre=centre, departments=departments, items=items)
 
@@ -93,8 +96,12 @@ class Document:
 
     @property
     def content_hash(self) -> str:
-        raw = json.dumps([self.kind, self.item_id, self.title, self.data],
-                         ensure_ascii=False, sort_keys=True, default=str)
+        raw = json.dumps(
+            [self.kind, self.item_id, self.title, self.data],
+            ensure_ascii=False,
+            sort_keys=True,
+            default=str,
+        )
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
@@ -107,7 +114,9 @@ def _read_text(path: Path, name: str) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DocumentInvalid(name, "(file)", "文件不是 UTF-8 编码，请用 UTF-8 另存后再导入") from exc
+        raise DocumentInvalid(
+            name, "(file)", "文件不是 UTF-8 编码，请用 UTF-8 另存后再导入"
+        ) from exc
     except OSError as exc:
         raise DocumentInvalid(name, "(file)", f"无法读取：{exc.strerror}") from exc
 
@@ -124,8 +133,9 @@ def _parse_yaml(text: str, source: str, first_line: int = 1) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"第{mark.line + first_line}行" if mark else "(file)"
-        raise DocumentInvalid(source, where, f"YAML 格式错误：{getattr(exc, 'problem', exc)}") \
-            from exc
+        raise DocumentInvalid(
+            source, where, f"YAML 格式错误：{getattr(exc, 'problem', exc)}"
+        ) from exc
 
 
 def _split_front_matter(text: str, source: str) -> tuple[dict[str, Any], str]:
@@ -140,7 +150,7 @@ def _split_front_matter(text: str, source: str) -> tuple[dict[str, Any], str]:
 
 def _sections(body: str) -> list[dict[str, str]]:
     sections: list[dict[str, str]] = []
-    heading, lines = "概述", []
+    heading, lines = "概述", list[str]()
     for line in body.splitlines():
         if line.startswith("## "):
             if "".join(lines).strip():
@@ -190,7 +200,9 @@ def parse_guide(text: str, source: str, catalog: Catalog) -> Document:
     if values["title"] != item.name:
         raise DocumentInvalid(source, "title", f"应与事项目录一致：{item.name}")
     if values["department"] not in catalog.departments:
-        raise DocumentInvalid(source, "department", f"部门 {values['department']!r} 不在 centre.yml 中")
+        raise DocumentInvalid(
+            source, "department", f"部门 {values['department']!r} 不在 centre.yml 中"
+        )
     materials = meta.get("materials")
     if not isinstance(materials, list) or not materials:
         raise DocumentInvalid(source, "materials", "必填，应为材料列表")
@@ -200,12 +212,20 @@ def parse_guide(text: str, source: str, catalog: Catalog) -> Document:
         if not isinstance(m, dict) or not str(m.get("name", "")).strip():
             raise DocumentInvalid(source, f"{where}.name", "每项材料需要名称")
         if m.get("form") not in MATERIAL_FORMS:
-            raise DocumentInvalid(source, f"{where}.form", f"应为 {' / '.join(MATERIAL_FORMS)} 之一")
+            raise DocumentInvalid(
+                source, f"{where}.form", f"应为 {' / '.join(MATERIAL_FORMS)} 之一"
+            )
         count = m.get("count")
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise DocumentInvalid(source, f"{where}.count", "份数应为正整数")
-        clean_materials.append({"name": str(m["name"]).strip(), "form": m["form"], "count": count,
-                                "note": str(m.get("note") or "").strip()})
+        clean_materials.append(
+            {
+                "name": str(m["name"]).strip(),
+                "form": m["form"],
+                "count": count,
+                "note": str(m.get("note") or "").strip(),
+            }
+        )
     sections = _sections(body)
     headings = {s["heading"] for s in sections}
     for required in GUIDE_SECTIONS:
@@ -219,8 +239,15 @@ def parse_guide(text: str, source: str, catalog: Catalog) -> Document:
         "materials": clean_materials,
         "sections": sections,
     }
-    return Document(id=f"guide:{item.id}", kind="guide", item_id=item.id, title=item.name,
-                    data=data, source=source, items=[item.id])
+    return Document(
+        id=f"guide:{item.id}",
+        kind="guide",
+        item_id=item.id,
+        title=item.name,
+        data=data,
+        source=source,
+        items=[item.id],
+    )
 
 
 def parse_policy(text: str, source: str, catalog: Catalog) -> Document:
@@ -233,8 +260,15 @@ def parse_policy(text: str, source: str, catalog: Catalog) -> Document:
     if len(body.strip()) < 50:
         raise DocumentInvalid(source, "(body)", "正文太短或为空")
     data = {**values, "items": items, "body": body.strip()}
-    return Document(id=f"policy:{values['id']}", kind="policy", item_id=items[0],
-                    title=values["title"], data=data, source=source, items=items)
+    return Document(
+        id=f"policy:{values['id']}",
+        kind="policy",
+        item_id=items[0],
+        title=values["title"],
+        data=data,
+        source=source,
+        items=items,
+    )
 
 
 def parse_faq_entry(entry: Any, source: str, catalog: Catalog) -> Document:
@@ -247,8 +281,15 @@ def parse_faq_entry(entry: Any, source: str, catalog: Catalog) -> Document:
     answer = _require_text(entry, "answer", source)
     variants = _str_list(entry, "variants", source)
     data = {"item": item_id, "question": question, "variants": variants, "answer": answer}
-    return Document(id=faq_id(item_id, question), kind="faq", item_id=item_id, title=question,
-                    data=data, source=source, items=[item_id])
+    return Document(
+        id=faq_id(item_id, question),
+        kind="faq",
+        item_id=item_id,
+        title=question,
+        data=data,
+        source=source,
+        items=[item_id],
+    )
 
 
 def parse_faq_file(text: str, source: str, catalog: Catalog) -> list[Document]:
@@ -306,8 +347,11 @@ def load_folder(folder: Path, catalog: Catalog | None = None) -> LoadResult:
     unique: list[Document] = []
     for d in docs:
         if d.id in seen:
-            errors.append(DocumentInvalid(d.source, "question" if d.kind == "faq" else "id",
-                                          f"与 {seen[d.id]} 重复"))
+            errors.append(
+                DocumentInvalid(
+                    d.source, "question" if d.kind == "faq" else "id", f"与 {seen[d.id]} 重复"
+                )
+            )
             continue
         seen[d.id] = d.source
         unique.append(d)

@@ -15,6 +15,7 @@ import unicodedata
 from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -24,7 +25,8 @@ SYNONYMS = LEXICON_DIR / "synonyms.yml"
 
 STOPWORDS = frozenset(
     "的 了 吗 呢 吧 啊 呀 哦 嗯 么 嘛 我 你 您 他 她 它 我们 你们 他们 是 在 有 和 与 及 或 或者 "
-    "要 想 请问 请 问 问下 一下 能 能不能 可以 可不可以 是不是 这 那 这个 那个 这样 那样 就 都 也 还 "
+    "要 想 请问 请 问 问下 一下 能 能不能 可以 可不可以 是不是 这 那 这个 那个 这样 那样 "
+    "就 都 也 还 "
     "又 给 把 被 让 来 到 从 对 为 以 于 之 其 等 个 些 一 人 着 过 得 地 啥 呗 哈 哎 喂 谢谢 "
     "麻烦 你好 您好 那么 然后 但是 因为 所以 如果 现在 已经 自己 咱 俺 家里 一个".split()
 )
@@ -56,8 +58,12 @@ def _is_symbol(ch: str) -> bool:
     # So/Sk: emoji, dingbats, modifiers; Cs/Co/Cn: surrogates, private use, unassigned;
     # Cf: zero-width joiners; variation selectors and the keycap mark that dress emoji.
     cp = ord(ch)
-    return (cat in {"So", "Sk", "Cs", "Co", "Cn", "Cf"} or 0xFE00 <= cp <= 0xFE0F
-            or cp == 0x20E3 or 0xE0100 <= cp <= 0xE01EF)
+    return (
+        cat in {"So", "Sk", "Cs", "Co", "Cn", "Cf"}
+        or 0xFE00 <= cp <= 0xFE0F
+        or cp == 0x20E3
+        or 0xE0100 <= cp <= 0xE01EF
+    )
 
 
 class TextPipeline:
@@ -68,15 +74,18 @@ class TextPipeline:
         self._synonyms = _load_synonyms(synonyms)
         alternatives = sorted(self._synonyms, key=len, reverse=True)
         # English variants match whole words only ("tax" must not match inside "taxi").
-        self._synonym_re = re.compile("|".join(
-            rf"(?<![a-z]){re.escape(a)}(?![a-z])" if re.search("[a-z]", a) else re.escape(a)
-            for a in alternatives))
+        self._synonym_re = re.compile(
+            "|".join(
+                rf"(?<![a-z]){re.escape(a)}(?![a-z])" if re.search("[a-z]", a) else re.escape(a)
+                for a in alternatives
+            )
+        )
         self._lock = threading.Lock()
         self._extra_words: set[str] = set()
 
     # -- normalisation -------------------------------------------------------------------
     @cached_property
-    def _t2s(self):  # type: ignore[no-untyped-def]
+    def _t2s(self) -> Any:
         from opencc import OpenCC
 
         return OpenCC("t2s")
@@ -86,8 +95,11 @@ class TextPipeline:
         import opencc
 
         table = Path(opencc.__file__).parent / "dictionary" / "TSCharacters.txt"
-        return frozenset(line.split("\t", 1)[0] for line in
-                         table.read_text(encoding="utf-8").splitlines() if line)
+        return frozenset(
+            line.split("\t", 1)[0]
+            for line in table.read_text(encoding="utf-8").splitlines()
+            if line
+        )
 
     def normalize(self, text: str, question: bool = False) -> str:
         """The common form of a text. ``question=True`` also corrects homophone typos, which
@@ -201,7 +213,7 @@ class TextPipeline:
 
     # -- tokenisation --------------------------------------------------------------------
     @cached_property
-    def _jieba(self):  # type: ignore[no-untyped-def]
+    def _jieba(self) -> Any:
         import jieba
 
         jieba.setLogLevel(logging.WARNING)
@@ -228,15 +240,21 @@ class TextPipeline:
                 self.__dict__.pop("_homophones", None)
 
     def domain_words(self) -> list[str]:
-        words = [line.split()[0] for line in self._userdict.read_text(encoding="utf-8")
-                 .splitlines() if line.strip()]
+        words = [
+            line.split()[0]
+            for line in self._userdict.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
         return words + sorted(self._extra_words)
 
     def words(self, normalized: str) -> list[str]:
         """Whole words (jieba precise mode), no stopwords: a question's key terms as the
         resident wrote them, e.g. 出口退税 rather than its parts 出口 and 退税."""
-        return [t for t in (w.strip() for w in self._jieba.cut(normalized))
-                if t and t not in STOPWORDS and any(ch.isalnum() for ch in t)]
+        return [
+            t
+            for t in (w.strip() for w in self._jieba.cut(normalized))
+            if t and t not in STOPWORDS and any(ch.isalnum() for ch in t)
+        ]
 
     def tokens(self, normalized: str) -> list[str]:
         """BM25 terms of an already normalised text: jieba search-mode cut, no stopwords."""

@@ -1,9 +1,9 @@
 """Builders of knowledge-base source text: valid by default, breakable field by field.
 
-    make_guide_text()                                 # a valid guide for residence-permit
-    make_guide_text(fee=DROP)                         # the same without its fee
-    make_guide_text(materials=[material(), material(form="扫描件")])
-    make_guide_text(sections={"办理条件": "…"})        # no 办理流程 section
+make_guide_text()                                 # a valid guide for residence-permit
+make_guide_text(fee=DROP)                         # the same without its fee
+make_guide_text(materials=[material(), material(form="扫描件")])
+make_guide_text(sections={"办理条件": "…"})        # no 办理流程 section
 """
 
 from __future__ import annotations
@@ -61,8 +61,9 @@ def guide_meta(**overrides: Any) -> dict[str, Any]:
     return _apply(meta, overrides)
 
 
-def make_guide_text(sections: dict[str, str] | None = None, body: str | None = None,
-                    **overrides: Any) -> str:
+def make_guide_text(
+    sections: dict[str, str] | None = None, body: str | None = None, **overrides: Any
+) -> str:
     """A guide in the source format (YAML front matter + Markdown sections)."""
     meta = guide_meta(**overrides)
     if body is None:
@@ -88,9 +89,11 @@ def make_policy_text(body: str | None = None, **overrides: Any) -> str:
 
 
 def policy_article(n: str) -> str:
-    return (f"本条编号为{n}。居住证持有人可以按照本办法享受基本公共服务和办事便利，"
-            "具体包括义务教育、基本公共就业服务、基本公共卫生服务、公共文化体育服务、法律援助等；"
-            "各部门应当按照职责做好服务保障工作，不得违规收取费用，不得增设前置条件。")
+    return (
+        f"本条编号为{n}。居住证持有人可以按照本办法享受基本公共服务和办事便利，"
+        "具体包括义务教育、基本公共就业服务、基本公共卫生服务、公共文化体育服务、法律援助等；"
+        "各部门应当按照职责做好服务保障工作，不得违规收取费用，不得增设前置条件。"
+    )
 
 
 def faq_entry(**overrides: Any) -> dict[str, Any]:

@@ -1,14 +1,17 @@
 """Shared fixtures: settings, databases, knowledge bases, API clients.
 
-Three kinds of knowledge base are available:
+Knowledge bases over the sample data:
 
-- ``hashing_kb``: the sample data with the fast fake ``hashing`` encoder, one private copy per
-  test (copied from a session-built template, so it starts in well under a second). Use it for
-  anything that writes (admin CRUD, imports, revision handling).
-- ``real_kb``: the sample data with the real default encoder ``use-m3``, built once per session
-  (tests that use it are marked ``encoder``). Read-only: never store documents into it.
-- ``pg_url``: a freshly created PostgreSQL database per test (marker ``postgres``), dropped
-  afterwards; skipped unless BANSHI_TEST_POSTGRES_URL is set.
+- ``hashing_kb``: with the fast fake ``hashing`` encoder, one private copy per test (copied
+  from a session-built template, so it starts in well under a second). Use it for anything
+  that writes (admin CRUD, imports, revision handling); ``hashing_client`` is its API.
+- ``shared_hashing_kb`` / ``shared_client``: one hashing knowledge base for the session, for
+  tests that only read. ``token_for(role)`` creates staff accounts there.
+- ``real_kb``: with the real default encoder ``use-m3``, built once per session (tests that
+  use it are marked ``encoder``). Read-only: never store documents into it.
+
+``pg_url`` is a freshly created PostgreSQL database per test (marker ``postgres``), dropped
+afterwards; postgres tests skip unless BANSHI_TEST_POSTGRES_URL is set.
 """
 
 from __future__ import annotations
@@ -44,23 +47,12 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     get_settings.cache_clear()
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # jieba's load_userdict(path) and zhconv's loaddict() open a file and never close it; with
-    # warnings as errors every test that first tokenises would fail on that ResourceWarning.
-    # Only these two files are exempted. The userdict leak is triggered by banshi itself
-    # (knowledge_base/text.py passes a path to jieba): tests/knowledge_base/test_text.py
-    # ::test_tokenizer_start_leaks_no_file_handle shows it without this exemption.
-    config.addinivalue_line(
-        "filterwarnings",
-        r"ignore:unclosed file <_io.BufferedReader name='[^']*(userdict\.txt|zhcdict\.json)'>"
-        ":ResourceWarning",
-    )
-
-
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("postgres") and not PG_URL_FROM_ENV:
-        pytest.skip(f"PostgreSQL tests need {PG_ENV} "
-                    "(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres)")
+        pytest.skip(
+            f"PostgreSQL tests need {PG_ENV} "
+            "(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres)"
+        )
 
 
 # -- settings and database ---------------------------------------------------------------
@@ -94,8 +86,9 @@ def shared_text():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def hashing_template(tmp_path_factory: pytest.TempPathFactory, hashing_encoder,
-                     shared_text) -> Path:  # type: ignore[no-untyped-def]
+def hashing_template(
+    tmp_path_factory: pytest.TempPathFactory, hashing_encoder, shared_text
+) -> Path:  # type: ignore[no-untyped-def]
     """A data directory (SQLite database + saved index) of the sample knowledge base built
     with the hashing encoder; copied by ``hashing_kb`` so that each test gets its own."""
     from knowledge_base.service import KnowledgeBase
@@ -111,8 +104,7 @@ def hashing_template(tmp_path_factory: pytest.TempPathFactory, hashing_encoder,
 
 
 @pytest.fixture
-def hashing_kb(settings: Settings, hashing_template: Path, hashing_encoder,
-               shared_text):  # type: ignore[no-untyped-def]
+def hashing_kb(settings: Settings, hashing_template: Path, hashing_encoder, shared_text):  # type: ignore[no-untyped-def]
     """A started knowledge base over the sample data (hashing encoder), private to the test,
     with its database at ``settings.resolved_database_url``."""
     from knowledge_base.service import KnowledgeBase
@@ -148,8 +140,9 @@ def hashing_client(hashing_kb) -> Iterator[TestClient]:  # type: ignore[no-untyp
 
 
 @pytest.fixture(scope="session")
-def shared_hashing_kb(tmp_path_factory: pytest.TempPathFactory, hashing_template: Path,
-                      hashing_encoder, shared_text):  # type: ignore[no-untyped-def]
+def shared_hashing_kb(
+    tmp_path_factory: pytest.TempPathFactory, hashing_template: Path, hashing_encoder, shared_text
+):  # type: ignore[no-untyped-def]
     """One hashing knowledge base for the whole session, for tests that only read (and
     create staff accounts with unique names)."""
     from knowledge_base.service import KnowledgeBase
@@ -172,8 +165,7 @@ def shared_client(shared_hashing_kb) -> Iterator[TestClient]:  # type: ignore[no
 
 
 @pytest.fixture
-def token_for(shared_hashing_kb, shared_client: TestClient
-              ) -> Callable[[str], str]:  # type: ignore[no-untyped-def]
+def token_for(shared_hashing_kb, shared_client: TestClient) -> Callable[[str], str]:  # type: ignore[no-untyped-def]
     """``token_for("admin")``: creates a staff account with that role and logs in over the
     API. Tokens are signed with the test secret, so they are valid for every test app."""
     from banshi.auth import create_user
@@ -183,8 +175,7 @@ def token_for(shared_hashing_kb, shared_client: TestClient
         password = f"pw-{role}-12345"
         with shared_hashing_kb.db.session() as s:
             create_user(s, username, password, role)
-        r = shared_client.post("/api/auth/login",
-                               json={"username": username, "password": password})
+        r = shared_client.post("/api/auth/login", json={"username": username, "password": password})
         assert r.status_code == 200, r.text
         assert r.json()["role"] == role
         return str(r.json()["token"])

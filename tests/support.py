@@ -20,16 +20,21 @@ TEST_SECRET = "test-secret-key-123"
 
 def build_settings(data_dir: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
-        "env": "test", "data_dir": data_dir, "database_url": "", "secret_key": TEST_SECRET,
-        "kb_encoder": "hashing", "kb_source_dir": SAMPLE_KB_DIR,
+        "env": "test",
+        "data_dir": data_dir,
+        "database_url": "",
+        "secret_key": TEST_SECRET,
+        "kb_encoder": "hashing",
+        "kb_source_dir": SAMPLE_KB_DIR,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 
 
 @contextmanager
-def api_client(settings: Settings, kb: object = None,
-               raise_server_exceptions: bool = True) -> Iterator[TestClient]:
+def api_client(
+    settings: Settings, kb: object = None, raise_server_exceptions: bool = True
+) -> Iterator[TestClient]:
     """A TestClient with the app's lifespan running. The app's database URL comes from
     ``settings``; pass the settings of ``kb`` so that both use the same database."""
     from banshi.app import create_app

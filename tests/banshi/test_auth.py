@@ -81,12 +81,16 @@ def test_duplicate_username_is_a_conflict(db: Database) -> None:
         assert s.query(User).filter_by(username="liqiang").one().role == "agent"
 
 
-@pytest.mark.parametrize("password, role, message", [
-    ("short", "agent", "密码至少8位。"),
-    ("long-enough-password", "root", "角色无效。"),
-])
-def test_create_user_validates_password_and_role(db: Database, password: str, role: str,
-                                                 message: str) -> None:
+@pytest.mark.parametrize(
+    "password, role, message",
+    [
+        ("short", "agent", "密码至少8位。"),
+        ("long-enough-password", "root", "角色无效。"),
+    ],
+)
+def test_create_user_validates_password_and_role(
+    db: Database, password: str, role: str, message: str
+) -> None:
     with pytest.raises(BanshiError) as exc, db.session() as s:
         create_user(s, "someone", password, role)
     assert exc.value.message == message
@@ -147,12 +151,20 @@ def test_token_expires_when_the_clock_passes_its_expiry(monkeypatch: pytest.Monk
 
 
 # -- role ranks --------------------------------------------------------------------------
-@pytest.mark.parametrize("have, need, allowed", [
-    ("agent", "agent", True), ("agent", "supervisor", False), ("agent", "admin", False),
-    ("supervisor", "agent", True), ("supervisor", "admin", False),
-    ("admin", "agent", True), ("admin", "supervisor", True), ("admin", "admin", True),
-    ("root", "agent", False),
-])
+@pytest.mark.parametrize(
+    "have, need, allowed",
+    [
+        ("agent", "agent", True),
+        ("agent", "supervisor", False),
+        ("agent", "admin", False),
+        ("supervisor", "agent", True),
+        ("supervisor", "admin", False),
+        ("admin", "agent", True),
+        ("admin", "supervisor", True),
+        ("admin", "admin", True),
+        ("root", "agent", False),
+    ],
+)
 def test_role_ranks(have: str, need: str, allowed: bool) -> None:
     principal = Principal("x", have)
     if allowed:
@@ -165,12 +177,14 @@ def test_role_ranks(have: str, need: str, allowed: bool) -> None:
 
 
 # -- over the API ------------------------------------------------------------------------
-def test_login_returns_a_token_that_reads_back(shared_hashing_kb, shared_client: TestClient
-                                               ) -> None:
+def test_login_returns_a_token_that_reads_back(
+    shared_hashing_kb, shared_client: TestClient
+) -> None:
     with shared_hashing_kb.db.session() as s:
         create_user(s, "sunhua", "sunhua-pass-99", "supervisor")
-    r = shared_client.post("/api/auth/login", json={"username": "sunhua",
-                                                    "password": "sunhua-pass-99"})
+    r = shared_client.post(
+        "/api/auth/login", json={"username": "sunhua", "password": "sunhua-pass-99"}
+    )
     assert r.status_code == 200
     body = r.json()
     assert body["role"] == "supervisor"
@@ -179,8 +193,9 @@ def test_login_returns_a_token_that_reads_back(shared_hashing_kb, shared_client:
     assert 11 * 3600 < body["expires_at"] - time.time() <= 12 * 3600
 
 
-def test_login_with_wrong_password_is_401_in_chinese(shared_hashing_kb,
-                                                     shared_client: TestClient) -> None:
+def test_login_with_wrong_password_is_401_in_chinese(
+    shared_hashing_kb, shared_client: TestClient
+) -> None:
     with shared_hashing_kb.db.session() as s:
         create_user(s, "zhoujie", "zhoujie-pass-99", "admin")
     r = shared_client.post("/api/auth/login", json={"username": "zhoujie", "password": "guess-1"})
@@ -189,14 +204,18 @@ def test_login_with_wrong_password_is_401_in_chinese(shared_hashing_kb,
     assert "token" not in r.json()
 
 
-@pytest.mark.parametrize("headers, message", [
-    ({}, "请先登录。"),
-    ({"Authorization": "Basic YWRtaW46YWRtaW4="}, "请先登录。"),
-    ({"Authorization": "Bearer "}, "请先登录。"),
-    ({"Authorization": "Bearer not-a-token"}, "登录状态无效，请重新登录。"),
-])
-def test_admin_route_without_a_valid_token_is_401(shared_client: TestClient,
-                                                  headers: dict[str, str], message: str) -> None:
+@pytest.mark.parametrize(
+    "headers, message",
+    [
+        ({}, "请先登录。"),
+        ({"Authorization": "Basic YWRtaW46YWRtaW4="}, "请先登录。"),
+        ({"Authorization": "Bearer "}, "请先登录。"),
+        ({"Authorization": "Bearer not-a-token"}, "登录状态无效，请重新登录。"),
+    ],
+)
+def test_admin_route_without_a_valid_token_is_401(
+    shared_client: TestClient, headers: dict[str, str], message: str
+) -> None:
     r = shared_client.delete("/api/kb/documents/guide:residence-permit", headers=headers)
     assert r.status_code == 401
     assert r.json()["error"]["message"] == message
@@ -211,8 +230,9 @@ def test_expired_token_over_the_api_is_401(shared_client: TestClient) -> None:
 
 
 @pytest.mark.parametrize("role", ["agent", "supervisor"])
-def test_lower_roles_cannot_do_admin_things(token_for, shared_client: TestClient,
-                                            role: str) -> None:
+def test_lower_roles_cannot_do_admin_things(
+    token_for, shared_client: TestClient, role: str
+) -> None:
     token = token_for(role)
     r = shared_client.delete("/api/kb/documents/guide:residence-permit", headers=bearer(token))
     assert r.status_code == 403
@@ -229,9 +249,12 @@ def test_non_ascii_bearer_token_over_the_api_is_401_not_500(shared_hashing_kb) -
     THEN it is told to log in again (401), like for any other invalid token."""
     from support import api_client
 
-    with api_client(shared_hashing_kb.settings, shared_hashing_kb,
-                    raise_server_exceptions=False) as client:
-        r = client.delete("/api/kb/documents/guide:residence-permit",
-                          headers={"Authorization": "Bearer abc.签名".encode()})
+    with api_client(
+        shared_hashing_kb.settings, shared_hashing_kb, raise_server_exceptions=False
+    ) as client:
+        r = client.delete(
+            "/api/kb/documents/guide:residence-permit",
+            headers={"Authorization": "Bearer abc.签名".encode()},
+        )
     assert r.status_code == 401
     assert r.json()["error"]["message"] == "登录状态无效，请重新登录。"

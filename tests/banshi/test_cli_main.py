@@ -31,8 +31,12 @@ def test_db_upgrade(env: dict[str, str], tmp_path: Path) -> None:
 
 
 def test_users_add_with_password_from_stdin(env: dict[str, str], tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["users", "add", "liuyang", "--role", "supervisor",
-                                       "--password-stdin"], input="liuyang-pass-8\n", env=env)
+    result = CliRunner().invoke(
+        main,
+        ["users", "add", "liuyang", "--role", "supervisor", "--password-stdin"],
+        input="liuyang-pass-8\n",
+        env=env,
+    )
     assert result.exit_code == 0, result.output
     assert "created supervisor liuyang" in result.stdout
     s = Settings(data_dir=tmp_path / "data")
@@ -53,14 +57,19 @@ def test_users_add_if_missing_leaves_the_existing_user(env: dict[str, str]) -> N
 
 
 def test_users_add_refuses_a_short_password(env: dict[str, str]) -> None:
-    result = CliRunner().invoke(main, ["users", "add", "x", "--role", "agent",
-                                       "--password-stdin"], input="short\n", env=env)
+    result = CliRunner().invoke(
+        main, ["users", "add", "x", "--role", "agent", "--password-stdin"], input="short\n", env=env
+    )
     assert result.exit_code != 0
     assert "8" in str(result.exception)
 
 
 def test_users_add_refuses_an_unknown_role(env: dict[str, str]) -> None:
-    result = CliRunner().invoke(main, ["users", "add", "x", "--role", "root",
-                                       "--password-stdin"], input="long-password\n", env=env)
+    result = CliRunner().invoke(
+        main,
+        ["users", "add", "x", "--role", "root", "--password-stdin"],
+        input="long-password\n",
+        env=env,
+    )
     assert result.exit_code == 2
     assert "root" in result.stderr

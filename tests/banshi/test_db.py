@@ -19,8 +19,9 @@ def _check_migrated(database: Database) -> None:
     assert tables >= EXPECTED_TABLES
     assert "alembic_version" in tables
     with database.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() \
-            == ["0001"]
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [
+            "0001"
+        ]
         # the migrations produce exactly what the models describe
         assert compare_metadata(MigrationContext.configure(conn), all_models()) == []
 

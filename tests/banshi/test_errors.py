@@ -10,8 +10,11 @@ INVALID_REQUEST = "请求内容不完整或格式不正确，请检查后重试�
 
 
 def test_malformed_json_to_ask_is_422_in_chinese(shared_client: TestClient) -> None:
-    r = shared_client.post("/api/kb/ask", content='{"question": "社保卡'.encode(),
-                            headers={"Content-Type": "application/json"})
+    r = shared_client.post(
+        "/api/kb/ask",
+        content='{"question": "社保卡'.encode(),
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 422
     error = r.json()["error"]
     assert error["code"] == "invalid_request"
@@ -26,10 +29,13 @@ def test_missing_field_names_the_field(shared_client: TestClient) -> None:
     assert [p["field"] for p in error["fields"]["problems"]] == ["body.question"]
 
 
-@pytest.mark.parametrize("body", [{"question": 123}, {"question": None}, {"question": ["社保卡"]},
-                                  {"question": "社" * 20_001}])
-def test_wrongly_typed_or_oversized_question_is_422(shared_client: TestClient,
-                                                    body: dict[str, object]) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [{"question": 123}, {"question": None}, {"question": ["社保卡"]}, {"question": "社" * 20_001}],
+)
+def test_wrongly_typed_or_oversized_question_is_422(
+    shared_client: TestClient, body: dict[str, object]
+) -> None:
     r = shared_client.post("/api/kb/ask", json=body)
     assert r.status_code == 422
     assert r.json()["error"]["message"] == INVALID_REQUEST
@@ -51,13 +57,15 @@ def test_wrong_method_is_405_in_chinese(shared_client: TestClient) -> None:
 
 
 def test_unexpected_error_is_500_with_a_chinese_message_and_no_traceback(
-        shared_hashing_kb, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared_hashing_kb, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def explode(question: str) -> None:
         raise RuntimeError("secret internal detail")
 
     monkeypatch.setattr(shared_hashing_kb, "ask", explode)
-    with api_client(shared_hashing_kb.settings, shared_hashing_kb,
-                    raise_server_exceptions=False) as client:
+    with api_client(
+        shared_hashing_kb.settings, shared_hashing_kb, raise_server_exceptions=False
+    ) as client:
         r = client.post("/api/kb/ask", json={"question": "社保卡丢了怎么办"})
     assert r.status_code == 500
     error = r.json()["error"]

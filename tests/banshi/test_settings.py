@@ -10,8 +10,9 @@ from pydantic import ValidationError
 from banshi.settings import Settings, get_settings
 
 
-@pytest.mark.parametrize("secret", ["change-me", "CHANGE-ME", " changeme ", "secret", "",
-                                    "dev-secret"])
+@pytest.mark.parametrize(
+    "secret", ["change-me", "CHANGE-ME", " changeme ", "secret", "", "dev-secret"]
+)
 def test_production_refuses_a_placeholder_secret(secret: str) -> None:
     with pytest.raises(ValidationError, match="BANSHI_SECRET_KEY must be set"):
         Settings(env="production", secret_key=secret)
@@ -41,7 +42,8 @@ def test_explicit_database_url_wins(tmp_path: Path) -> None:
 
 
 def test_settings_are_read_from_banshi_environment_variables(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("BANSHI_DATA_DIR", str(tmp_path / "from-env"))
     monkeypatch.setenv("BANSHI_KB_ENCODER", "hashing")
     monkeypatch.setenv("BANSHI_TOKEN_TTL_HOURS", "3")
@@ -52,14 +54,22 @@ def test_settings_are_read_from_banshi_environment_variables(
 
 
 def test_production_placeholder_secret_from_environment_is_refused(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("BANSHI_ENV", "production")
     with pytest.raises(ValidationError, match="BANSHI_SECRET_KEY"):
         get_settings()
 
 
-@pytest.mark.parametrize("field, value", [("token_ttl_hours", 0), ("kb_answer_threshold", 1.5),
-                                          ("kb_max_question_chars", 5), ("env", "staging")])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("token_ttl_hours", 0),
+        ("kb_answer_threshold", 1.5),
+        ("kb_max_question_chars", 5),
+        ("env", "staging"),
+    ],
+)
 def test_out_of_range_values_are_refused(field: str, value: object) -> None:
     with pytest.raises(ValidationError, match=field):
         Settings(**{field: value})  # type: ignore[arg-type]

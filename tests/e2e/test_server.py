@@ -28,11 +28,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def http(method: str, url: str, body: dict[str, object] | None = None
-         ) -> tuple[int, dict[str, object]]:
+def http(
+    method: str, url: str, body: dict[str, object] | None = None
+) -> tuple[int, dict[str, object]]:
     data = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             return r.status, json.loads(r.read())
@@ -42,8 +44,9 @@ def http(method: str, url: str, body: dict[str, object] | None = None
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[tuple[str, subprocess.Popen, Path]]:  # type: ignore[type-arg]
+def server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, subprocess.Popen, Path]]:  # type: ignore[type-arg]
     if not BANSHI.exists():
         pytest.skip(f"{BANSHI} is not installed")
     data_dir = tmp_path_factory.mktemp("e2e") / "data"
@@ -52,15 +55,18 @@ def server(tmp_path_factory: pytest.TempPathFactory
     env.update({"BANSHI_DATA_DIR": str(data_dir), "BANSHI_ENV": "development"})
     log_path = data_dir.parent / "server.log"
     log = log_path.open("wb")
-    proc = subprocess.Popen([str(BANSHI), "serve", "--port", str(port)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(BANSHI), "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"server exited early ({proc.returncode}):\n"
-                            + log_path.read_text(errors="replace"))
+                pytest.fail(
+                    f"server exited early ({proc.returncode}):\n"
+                    + log_path.read_text(errors="replace")
+                )
             try:
                 status, _ = http("GET", f"{base}/healthz")
                 if status == 200:
@@ -68,8 +74,10 @@ def server(tmp_path_factory: pytest.TempPathFactory
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"/healthz not 200 within {START_TIMEOUT:.0f}s:\n"
-                            + log_path.read_text(errors="replace"))
+                pytest.fail(
+                    f"/healthz not 200 within {START_TIMEOUT:.0f}s:\n"
+                    + log_path.read_text(errors="replace")
+                )
             time.sleep(0.5)
         yield base, proc, log_path
     finally:

@@ -12,14 +12,14 @@ from knowledge_base.service import KnowledgeBase
 
 pytestmark = pytest.mark.encoder
 
-CONTRACT_KEYS = {"question", "answered", "item_id", "confidence", "answer", "sources",
-                 "candidates"}
+CONTRACT_KEYS = {"question", "answered", "item_id", "confidence", "answer", "sources", "candidates"}
 ASK_FOR_TEXT = "请用文字描述您要办理的事情"
 
 
 def faq_questions(kb: KnowledgeBase, item_id: str) -> set[str]:
-    return {d.data["question"] for d in kb.docs.values()
-            if d.kind == "faq" and d.item_id == item_id}
+    return {
+        d.data["question"] for d in kb.docs.values() if d.kind == "faq" and d.item_id == item_id
+    }
 
 
 def assert_answered(answer: Answer, item_id: str) -> None:
@@ -55,26 +55,32 @@ def test_housing_fund_withdrawal_for_rent(real_kb: KnowledgeBase) -> None:
     assert a.item is not None and a.item["department"] == "住房公积金管理中心"
 
 
-@pytest.mark.parametrize("question, fact", [
-    ("几点下班", "17:00"),
-    ("周六上班吗", "周六上午9:00—12:00"),
-])
+@pytest.mark.parametrize(
+    "question, fact",
+    [
+        ("几点下班", "17:00"),
+        ("周六上班吗", "周六上午9:00—12:00"),
+    ],
+)
 def test_opening_hours(real_kb: KnowledgeBase, question: str, fact: str) -> None:
     a = real_kb.ask(question)
     assert_answered(a, "hall-info")
     assert fact in a.answer
 
 
-@pytest.mark.parametrize("question, item_id", [
-    ("身份证到期了怎么换", "id-card-renewal"),
-    ("结婚登记需要带什么", "marriage-registration"),
-    ("异地就医怎么备案", "medical-remote"),
-    ("二手房过户要交哪些税", "property-transfer"),
-    ("个体户营业执照怎么办", "individual-business"),
-    ("孩子上小学怎么报名", "school-enrollment"),
-    ("营业执照丢了怎么补", "license-replace"),
-    ("新生儿怎么上户口", "hukou-newborn"),
-])
+@pytest.mark.parametrize(
+    "question, item_id",
+    [
+        ("身份证到期了怎么换", "id-card-renewal"),
+        ("结婚登记需要带什么", "marriage-registration"),
+        ("异地就医怎么备案", "medical-remote"),
+        ("二手房过户要交哪些税", "property-transfer"),
+        ("个体户营业执照怎么办", "individual-business"),
+        ("孩子上小学怎么报名", "school-enrollment"),
+        ("营业执照丢了怎么补", "license-replace"),
+        ("新生儿怎么上户口", "hukou-newborn"),
+    ],
+)
 def test_more_in_scope_questions(real_kb: KnowledgeBase, question: str, item_id: str) -> None:
     assert_answered(real_kb.ask(question), item_id)
 
@@ -106,8 +112,10 @@ def test_answer_is_not_overlong(real_kb: KnowledgeBase) -> None:
 
 
 # -- out of scope ----------------------------------------------------------------------------
-@pytest.mark.parametrize("question", ["今天天气怎么样", "帮我写一首诗", "股票明天会涨吗",
-                                      "护照怎么办理", "推荐一家好吃的火锅店"])
+@pytest.mark.parametrize(
+    "question",
+    ["今天天气怎么样", "帮我写一首诗", "股票明天会涨吗", "护照怎么办理", "推荐一家好吃的火锅店"],
+)
 def test_out_of_scope_is_not_answered(real_kb: KnowledgeBase, question: str) -> None:
     a = real_kb.ask(question)
     assert a.answered is False, (question, a.item_id, a.confidence)
@@ -170,8 +178,10 @@ def test_full_width_and_typos(real_kb: KnowledgeBase) -> None:
     assert_answered(real_kb.ask("公基金租房提取需要什么材料？？"), "hpf-withdraw-rent")
 
 
-@pytest.mark.parametrize("question", ["<script>alert(1)</script>", "' OR 1=1 --", "\x00\x01\x02",
-                                      "a" * 600, "1234567890", "?" * 50])
+@pytest.mark.parametrize(
+    "question",
+    ["<script>alert(1)</script>", "' OR 1=1 --", "\x00\x01\x02", "a" * 600, "1234567890", "?" * 50],
+)
 def test_odd_input_never_crashes(real_kb: KnowledgeBase, question: str) -> None:
     a = real_kb.ask(question)
     assert isinstance(a.answer, str) and a.answer

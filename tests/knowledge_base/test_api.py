@@ -34,8 +34,9 @@ def test_ask_returns_the_answer(real_client: TestClient) -> None:
     assert body["answered"] is True
     assert body["item_id"] == "social-card-lost"
     assert "B01" in body["answer"]
-    assert body["sources"][0]["id"].endswith("social-card-lost") or \
-        body["sources"][0]["id"].startswith("faq:social-card-lost:")
+    assert body["sources"][0]["id"].endswith("social-card-lost") or body["sources"][0][
+        "id"
+    ].startswith("faq:social-card-lost:")
     assert body["item"]["title"] == "社会保障卡挂失与补换"
     assert body["notice"] == ""
 
@@ -61,14 +62,16 @@ def test_items_lists_the_catalog(real_client: TestClient) -> None:
     items = r.json()
     assert len(items) == 38
     by_id = {i["id"]: i for i in items}
-    assert by_id["residence-permit"] == {"id": "residence-permit", "name": "居住证申领",
-                                         "department": "公安分局"}
+    assert by_id["residence-permit"] == {
+        "id": "residence-permit",
+        "name": "居住证申领",
+        "department": "公安分局",
+    }
 
 
 @pytest.mark.encoder
 def test_documents_can_be_listed_and_filtered(real_client: TestClient) -> None:
-    docs = real_client.get("/api/kb/documents", params={"kind": "faq",
-                                                        "item": "hall-info"}).json()
+    docs = real_client.get("/api/kb/documents", params={"kind": "faq", "item": "hall-info"}).json()
     assert docs
     assert {d["kind"] for d in docs} == {"faq"}
     assert {d["item_id"] for d in docs} == {"hall-info"}
@@ -121,13 +124,15 @@ def test_guide_page_for_unknown_item_is_404(real_client: TestClient) -> None:
 
 # -- admin CRUD (hashing encoder) -----------------------------------------------------------
 def _create(client: TestClient, token: str, source: str, kind: str = "faq"):  # type: ignore[no-untyped-def]
-    return client.post("/api/kb/documents", json={"kind": kind, "source": source},
-                       headers=bearer(token))
+    return client.post(
+        "/api/kb/documents", json={"kind": kind, "source": source}, headers=bearer(token)
+    )
 
 
 def test_create_without_a_token_is_401(shared_client: TestClient) -> None:
-    r = shared_client.post("/api/kb/documents",
-                            json={"kind": "faq", "source": faq_json(question=NEW_QUESTION)})
+    r = shared_client.post(
+        "/api/kb/documents", json={"kind": "faq", "source": faq_json(question=NEW_QUESTION)}
+    )
     assert r.status_code == 401
     assert r.json()["error"]["message"] == "请先登录。"
 
@@ -136,8 +141,10 @@ def test_create_with_an_agent_token_is_403(shared_client: TestClient, token_for)
     r = _create(shared_client, token_for("agent"), faq_json(question=NEW_QUESTION))
     assert r.status_code == 403
     assert r.json()["error"]["message"] == "您没有执行此操作的权限。"
-    assert shared_client.post("/api/kb/ask", json={"question": NEW_QUESTION}
-                               ).json()["answer"] != NEW_ANSWER
+    assert (
+        shared_client.post("/api/kb/ask", json={"question": NEW_QUESTION}).json()["answer"]
+        != NEW_ANSWER
+    )
 
 
 def test_faq_lifecycle_create_edit_delete(hashing_client: TestClient, token_for) -> None:  # type: ignore[no-untyped-def]
@@ -147,8 +154,7 @@ def test_faq_lifecycle_create_edit_delete(hashing_client: TestClient, token_for)
     answer, and after the deletion the FAQ is gone."""
     token = token_for("admin")
 
-    created = _create(hashing_client, token,
-                      faq_json(question=NEW_QUESTION, answer=NEW_ANSWER))
+    created = _create(hashing_client, token, faq_json(question=NEW_QUESTION, answer=NEW_ANSWER))
     assert created.status_code == 201, created.text
     doc = created.json()
     assert doc["kind"] == "faq"
@@ -163,17 +169,19 @@ def test_faq_lifecycle_create_edit_delete(hashing_client: TestClient, token_for)
     assert asked["answer"].startswith(NEW_ANSWER)
 
     edited_answer = "不可以代领，居住证须本人持受理回执到窗口领取，或选择邮寄到家。"
-    put = hashing_client.put(f"/api/kb/documents/{doc_id}",
-                             json={"kind": "faq", "source": faq_json(question=NEW_QUESTION,
-                                                                     answer=edited_answer)},
-                             headers=bearer(token))
+    put = hashing_client.put(
+        f"/api/kb/documents/{doc_id}",
+        json={"kind": "faq", "source": faq_json(question=NEW_QUESTION, answer=edited_answer)},
+        headers=bearer(token),
+    )
     assert put.status_code == 200, put.text
     assert put.json()["data"]["answer"] == edited_answer
     asked = hashing_client.post("/api/kb/ask", json={"question": NEW_QUESTION}).json()
     assert asked["answer"].startswith(edited_answer)
     assert NEW_ANSWER not in asked["answer"]
-    assert hashing_client.get(f"/api/kb/documents/{doc_id}").json()["data"]["answer"] \
-        == edited_answer
+    assert (
+        hashing_client.get(f"/api/kb/documents/{doc_id}").json()["data"]["answer"] == edited_answer
+    )
 
     deleted = hashing_client.delete(f"/api/kb/documents/{doc_id}", headers=bearer(token))
     assert deleted.status_code == 204
@@ -194,13 +202,16 @@ def test_faq_can_be_created_from_yaml_text(hashing_client: TestClient, token_for
 
 
 def test_invalid_guide_is_422_naming_the_field_and_the_served_index_still_answers(
-        hashing_client: TestClient, token_for) -> None:  # type: ignore[no-untyped-def]
+    hashing_client: TestClient, token_for
+) -> None:  # type: ignore[no-untyped-def]
     before = hashing_client.post("/api/kb/ask", json={"question": "居住证要带什么材料"}).json()
     assert before["item_id"] == "residence-permit"
     bad = make_guide_text(materials=[material(), material(name="租赁合同", form="扫描件")])
-    r = hashing_client.put("/api/kb/documents/guide:residence-permit",
-                           json={"kind": "guide", "source": bad},
-                           headers=bearer(token_for("admin")))
+    r = hashing_client.put(
+        "/api/kb/documents/guide:residence-permit",
+        json={"kind": "guide", "source": bad},
+        headers=bearer(token_for("admin")),
+    )
     assert r.status_code == 422
     error = r.json()["error"]
     assert error["code"] == "kb_document_invalid"
@@ -219,13 +230,20 @@ def test_post_invalid_guide_is_422(hashing_client: TestClient, token_for) -> Non
     assert r.json()["error"]["fields"]["field"] == "title"
 
 
-@pytest.mark.parametrize("source, field", [
-    (faq_json(item="moon-landing"), "item"),
-    (json.dumps({"item": "hall-info", "question": "有Wi-Fi吗？"}, ensure_ascii=False), "answer"),
-    ("item: [unclosed", "第1行"),
-])
-def test_post_invalid_faq_is_422(hashing_client: TestClient, token_for, source: str,
-                                 field: str) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "source, field",
+    [
+        (faq_json(item="moon-landing"), "item"),
+        (
+            json.dumps({"item": "hall-info", "question": "有Wi-Fi吗？"}, ensure_ascii=False),
+            "answer",
+        ),
+        ("item: [unclosed", "第1行"),
+    ],
+)
+def test_post_invalid_faq_is_422(
+    hashing_client: TestClient, token_for, source: str, field: str
+) -> None:  # type: ignore[no-untyped-def]
     r = _create(hashing_client, token_for("admin"), source)
     assert r.status_code == 422
     assert r.json()["error"]["fields"]["field"] == field
@@ -239,8 +257,9 @@ def test_post_duplicate_is_409(hashing_client: TestClient, token_for) -> None:  
     assert again.json()["error"]["message"] == "这份文档已经存在，请用修改功能。"
     # the first version is still served
     doc_id = again.json()["error"]["fields"]["id"]
-    assert hashing_client.get(f"/api/kb/documents/{doc_id}").json()["data"]["answer"] \
-        != "另一个答案。"
+    assert (
+        hashing_client.get(f"/api/kb/documents/{doc_id}").json()["data"]["answer"] != "另一个答案。"
+    )
 
 
 def test_post_guide_for_an_existing_item_is_409(hashing_client: TestClient, token_for) -> None:  # type: ignore[no-untyped-def]
@@ -251,32 +270,37 @@ def test_post_guide_for_an_existing_item_is_409(hashing_client: TestClient, toke
 def test_put_that_changes_the_id_is_422(hashing_client: TestClient, token_for) -> None:  # type: ignore[no-untyped-def]
     token = token_for("admin")
     doc_id = _create(hashing_client, token, faq_json(question=NEW_QUESTION)).json()["id"]
-    r = hashing_client.put(f"/api/kb/documents/{doc_id}",
-                           json={"kind": "faq", "source": faq_json(question="改了问题？")},
-                           headers=bearer(token))
+    r = hashing_client.put(
+        f"/api/kb/documents/{doc_id}",
+        json={"kind": "faq", "source": faq_json(question="改了问题？")},
+        headers=bearer(token),
+    )
     assert r.status_code == 422
     assert r.json()["error"]["fields"]["field"] == "question"
 
 
-def test_put_and_delete_of_unknown_documents_are_404(hashing_client: TestClient,
-                                                     token_for) -> None:  # type: ignore[no-untyped-def]
+def test_put_and_delete_of_unknown_documents_are_404(hashing_client: TestClient, token_for) -> None:  # type: ignore[no-untyped-def]
     token = token_for("admin")
-    put = hashing_client.put("/api/kb/documents/faq:hall-info:0000000000",
-                             json={"kind": "faq", "source": faq_json(item="hall-info")},
-                             headers=bearer(token))
+    put = hashing_client.put(
+        "/api/kb/documents/faq:hall-info:0000000000",
+        json={"kind": "faq", "source": faq_json(item="hall-info")},
+        headers=bearer(token),
+    )
     assert put.status_code == 404
-    delete = hashing_client.delete("/api/kb/documents/faq:hall-info:0000000000",
-                                   headers=bearer(token))
+    delete = hashing_client.delete(
+        "/api/kb/documents/faq:hall-info:0000000000", headers=bearer(token)
+    )
     assert delete.status_code == 404
 
 
 def test_guide_edit_is_served_on_its_page_escaped(hashing_client: TestClient, token_for) -> None:  # type: ignore[no-untyped-def]
     """An administrator's text is shown on the public guide page as text, never as HTML."""
     materials = [material(name="居民身份证", note="<script>alert('x')</script>")]
-    r = hashing_client.put("/api/kb/documents/guide:residence-permit",
-                           json={"kind": "guide", "source": make_guide_text(materials=materials,
-                                                                            fee="免费 <b>")},
-                           headers=bearer(token_for("admin")))
+    r = hashing_client.put(
+        "/api/kb/documents/guide:residence-permit",
+        json={"kind": "guide", "source": make_guide_text(materials=materials, fee="免费 <b>")},
+        headers=bearer(token_for("admin")),
+    )
     assert r.status_code == 200, r.text
     page = hashing_client.get("/guides/residence-permit").text
     assert "<script>" not in page
@@ -285,8 +309,9 @@ def test_guide_edit_is_served_on_its_page_escaped(hashing_client: TestClient, to
 
 
 def test_deleted_guide_page_is_404(hashing_client: TestClient, token_for) -> None:  # type: ignore[no-untyped-def]
-    r = hashing_client.delete("/api/kb/documents/guide:hall-info",
-                              headers=bearer(token_for("admin")))
+    r = hashing_client.delete(
+        "/api/kb/documents/guide:hall-info", headers=bearer(token_for("admin"))
+    )
     assert r.status_code == 204
     assert hashing_client.get("/guides/hall-info").status_code == 404
     # the item's FAQs still answer, without the guide's facts

@@ -13,8 +13,13 @@ DOCS: dict[int, list[str]] = {
     4: ["身份证", "换领", "过期", "材料", "材料"],
     5: ["结婚", "登记", "户口簿", "身份证"],
 }
-QUERIES = [["身份证", "材料"], ["社保卡", "补办"], ["公积金", "提取", "租房"], ["材料"],
-           ["结婚", "社保卡", "不存在的词"]]
+QUERIES = [
+    ["身份证", "材料"],
+    ["社保卡", "补办"],
+    ["公积金", "提取", "租房"],
+    ["材料"],
+    ["结婚", "社保卡", "不存在的词"],
+]
 
 
 def build(docs: dict[int, list[str]]) -> BM25Index:
@@ -82,7 +87,8 @@ def test_idf_is_higher_for_rarer_terms() -> None:
 def test_query_weight_is_the_sum_of_distinct_idfs() -> None:
     index = build(DOCS)
     assert index.query_weight(["公积金", "材料", "公积金"]) == pytest.approx(
-        index.idf("公积金") + index.idf("材料"))
+        index.idf("公积金") + index.idf("材料")
+    )
 
 
 def test_incremental_changes_match_a_fresh_build() -> None:
@@ -99,8 +105,13 @@ def test_incremental_changes_match_a_fresh_build() -> None:
     incremental.add(7, ["材料", "居住证"])
     incremental.remove(6, ["社保卡", "激活", "密码"])
 
-    final = {1: DOCS[1], 3: DOCS[3], 4: ["身份证", "临时", "身份证"], 5: DOCS[5],
-             7: ["材料", "居住证"]}
+    final = {
+        1: DOCS[1],
+        3: DOCS[3],
+        4: ["身份证", "临时", "身份证"],
+        5: DOCS[5],
+        7: ["材料", "居住证"],
+    }
     fresh = build(final)
     assert len(incremental) == len(fresh) == 5
     assert incremental.vocabulary == fresh.vocabulary

@@ -35,9 +35,11 @@ def test_guide_chunks_cover_item_materials_facts_basis_and_sections(catalog: Cat
 def test_long_guide_section_is_split_at_sentences(catalog: Catalog) -> None:
     sentence = "居住证每年签注一次，有效期内连续居住的，可在小程序或窗口办理签注，不收费。"
     text = make_guide_text(sections={"办理条件": "居住满半年。", "办理流程": sentence * 20})
-    chunks = [c for c in chunk_document(parse_guide(text, "guides/residence-permit.md",
-                                                    catalog), catalog)
-              if c.section == "办理流程"]
+    chunks = [
+        c
+        for c in chunk_document(parse_guide(text, "guides/residence-permit.md", catalog), catalog)
+        if c.section == "办理流程"
+    ]
     assert len(chunks) > 1
     assert all(len(c.display) <= MAX_CHUNK_CHARS for c in chunks)
     assert all(c.display.endswith("。") for c in chunks)
@@ -45,11 +47,15 @@ def test_long_guide_section_is_split_at_sentences(catalog: Catalog) -> None:
 
 
 def test_faq_has_one_chunk_per_question_variant(catalog: Catalog) -> None:
-    doc = parse_faq_entry(faq_entry(variants=["居住证能代领不", "别人能帮我领居住证吗"]),
-                          "faq/x.yml#1", catalog)
+    doc = parse_faq_entry(
+        faq_entry(variants=["居住证能代领不", "别人能帮我领居住证吗"]), "faq/x.yml#1", catalog
+    )
     chunks = chunk_document(doc, catalog)
-    assert [c.dense for c in chunks] == ["居住证可以请亲戚代领吗？", "居住证能代领不",
-                                         "别人能帮我领居住证吗"]
+    assert [c.dense for c in chunks] == [
+        "居住证可以请亲戚代领吗？",
+        "居住证能代领不",
+        "别人能帮我领居住证吗",
+    ]
     assert {c.display for c in chunks} == {doc.data["answer"]}
     assert {c.section for c in chunks} == {"常见问题"}
 
@@ -68,8 +74,7 @@ def test_policy_articles_on_consecutive_lines_are_split_per_article(catalog: Cat
     assert [ARTICLE.findall(c) for c in chunks] == [["第一条"], ["第二条"], ["第三条"]]
 
 
-def test_policy_articles_separated_by_blank_lines_give_no_empty_chunks(catalog: Catalog
-                                                                       ) -> None:
+def test_policy_articles_separated_by_blank_lines_give_no_empty_chunks(catalog: Catalog) -> None:
     """GIVEN a policy in plain Markdown: articles ``第一条 …`` separated by blank lines
     THEN there is one chunk per article and no empty chunk (an empty chunk can be quoted
     as an answer that says "根据《…》：" and nothing more)."""

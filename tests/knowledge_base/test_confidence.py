@@ -47,8 +47,9 @@ def test_unreadable_calibration_file_falls_back_to_the_default(tmp_path: Path) -
 def test_save_then_load_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "calibration.json"
     weights = [0.5 * (i + 1) for i in range(len(FEATURES))]
-    a = dataclasses.replace(UNCALIBRATED, encoder="enc-a", weights=weights, bias=-1.25,
-                            fitted_on="dev.jsonl")
+    a = dataclasses.replace(
+        UNCALIBRATED, encoder="enc-a", weights=weights, bias=-1.25, fitted_on="dev.jsonl"
+    )
     b = dataclasses.replace(UNCALIBRATED, encoder="enc-b", weights=weights[::-1], bias=2.0)
     save_calibration(a, path)
     save_calibration(b, path)

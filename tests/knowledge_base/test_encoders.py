@@ -81,8 +81,9 @@ def test_use_m3_gives_512_dimensional_unit_vectors(real_kb: KnowledgeBase) -> No
 
 @pytest.mark.encoder
 def test_use_m3_understands_meaning(real_kb: KnowledgeBase) -> None:
-    q, card, weather = real_kb.encoder.encode_queries(["社保卡丢了", "社会保障卡补办",
-                                                       "今天天气很好"])
+    q, card, weather = real_kb.encoder.encode_queries(
+        ["社保卡丢了", "社会保障卡补办", "今天天气很好"]
+    )
     assert cos(q, card) > cos(q, weather)
     assert cos(q, card) - cos(q, weather) > 0.1
 
@@ -122,7 +123,10 @@ def test_loading_a_sentence_transformers_model_uses_no_deprecated_api(minilm) ->
     """The project runs with warnings as errors; banshi's own calls into
     sentence-transformers must not be deprecated ones."""
     _, caught = minilm
-    ours = [f"{w.category.__name__}: {w.message}" for w in caught
-            if Path(w.filename).name == "encoders.py"
-            and issubclass(w.category, DeprecationWarning | FutureWarning)]
+    ours = [
+        f"{w.category.__name__}: {w.message}"
+        for w in caught
+        if Path(w.filename).name == "encoders.py"
+        and issubclass(w.category, DeprecationWarning | FutureWarning)
+    ]
     assert ours == []

@@ -25,18 +25,25 @@ from knowledge_base.models import KbDocument
 from knowledge_base.service import KnowledgeBase
 from knowledge_base.source import Catalog, faq_id, parse_faq_file
 
-CONTRACT_KEYS = {"question", "answered", "item_id", "confidence", "answer", "sources",
-                 "candidates"}
+CONTRACT_KEYS = {"question", "answered", "item_id", "confidence", "answer", "sources", "candidates"}
 
 # (question, answer, department, item) — rows 2..5 of the sheet; row 3 has no answer and
 # row 4 names a department the centre does not have.
 ROWS = [
-    ("居住证可以请亲戚代领吗？", "可以，代领人带受理回执和本人身份证到A05窗口领取。", "公安分局",
-     "residence-permit"),
+    (
+        "居住证可以请亲戚代领吗？",
+        "可以，代领人带受理回执和本人身份证到A05窗口领取。",
+        "公安分局",
+        "residence-permit",
+    ),
     ("居住证签注要收费吗？", "", "公安分局", "residence-permit"),
     ("外星人能办居住证吗？", "不能。", "外星事务局", "residence-permit"),
-    ("社保卡补卡当天能拿到吗？", "窗口即时制卡的，约20分钟当场领卡。", "人社局",
-     "社会保障卡挂失与补换"),
+    (
+        "社保卡补卡当天能拿到吗？",
+        "窗口即时制卡的，约20分钟当场领卡。",
+        "人社局",
+        "社会保障卡挂失与补换",
+    ),
 ]
 HEADER = ("问题", "答案", "部门", "事项")
 
@@ -50,8 +57,12 @@ def write_csv(path: Path, rows=ROWS, header=HEADER) -> Path:  # type: ignore[no-
 
 
 def write_jsonl(path: Path, rows=ROWS, header=HEADER) -> Path:  # type: ignore[no-untyped-def]
-    path.write_text("".join(json.dumps(dict(zip(header, r, strict=True)), ensure_ascii=False)
-                            + "\n" for r in rows), encoding="utf-8")
+    path.write_text(
+        "".join(
+            json.dumps(dict(zip(header, r, strict=True)), ensure_ascii=False) + "\n" for r in rows
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -84,8 +95,9 @@ def _check_report(report, name: str, line_of_row: dict[int, int]) -> None:  # ty
 
 
 @pytest.mark.parametrize("writer", [write_csv, write_xlsx], ids=["csv", "xlsx"])
-def test_import_spreadsheet_with_chinese_headers(hashing_kb: KnowledgeBase, tmp_path: Path,
-                                                 writer) -> None:  # type: ignore[no-untyped-def]
+def test_import_spreadsheet_with_chinese_headers(
+    hashing_kb: KnowledgeBase, tmp_path: Path, writer
+) -> None:  # type: ignore[no-untyped-def]
     path = writer(tmp_path / f"faq.{writer.__name__.removeprefix('write_')}")
     before = _count(hashing_kb)
 
@@ -112,8 +124,9 @@ def test_import_jsonl_reports_the_line_number(hashing_kb: KnowledgeBase, tmp_pat
 
 def test_item_column_variants(hashing_kb: KnowledgeBase, tmp_path: Path) -> None:
     rows = [("大厅有母婴室吗？", "有，在1楼大厅东侧。", "政务服务中心", "hall-info")]
-    path = write_csv(tmp_path / "faq.csv", rows=rows, header=("常见问题", "答复内容", "所属部门",
-                                                              "事项编号"))
+    path = write_csv(
+        tmp_path / "faq.csv", rows=rows, header=("常见问题", "答复内容", "所属部门", "事项编号")
+    )
     report = import_faq_file(hashing_kb, path, dry_run=True)
     assert [d.item_id for d in report.documents] == ["hall-info"]
     assert report.skipped == []
@@ -138,13 +151,13 @@ def test_dry_run_stores_nothing(hashing_kb: KnowledgeBase, tmp_path: Path) -> No
 def test_out_writes_a_valid_source_file(hashing_kb: KnowledgeBase, tmp_path: Path) -> None:
     out = tmp_path / "imported.yml"
     import_faq_file(hashing_kb, write_csv(tmp_path / "faq.csv"), dry_run=True, out=out)
-    docs = parse_faq_file(out.read_text(encoding="utf-8"), "faq/imported.yml",
-                          hashing_kb.catalog)
+    docs = parse_faq_file(out.read_text(encoding="utf-8"), "faq/imported.yml", hashing_kb.catalog)
     assert [d.item_id for d in docs] == ["residence-permit", "social-card-lost"]
 
 
 def test_a_question_repeated_in_the_sheet_does_not_break_the_import(
-        hashing_kb: KnowledgeBase, tmp_path: Path) -> None:
+    hashing_kb: KnowledgeBase, tmp_path: Path
+) -> None:
     """GIVEN a sheet where the same question appears on two rows (common in hand-kept sheets)
     WHEN it is imported
     THEN the import completes: one FAQ is stored and the repeat is reported, not a crash."""
@@ -166,30 +179,38 @@ def test_unsupported_file_type(hashing_kb: KnowledgeBase, tmp_path: Path) -> Non
 
 
 @pytest.mark.encoder
-def test_rows_without_an_item_are_placed_by_retrieval(real_kb: KnowledgeBase,
-                                                      tmp_path: Path) -> None:
+def test_rows_without_an_item_are_placed_by_retrieval(
+    real_kb: KnowledgeBase, tmp_path: Path
+) -> None:
     """GIVEN a sheet with only question, answer and department columns
     WHEN it is imported (dry run: the shared knowledge base is not changed)
     THEN each row lands on the item of its department that the question is about."""
     rows = [
         ("居住证每年签注需要本人去吗？", "可以在“青禾办”小程序签注，不用本人到窗口。", "公安分局"),
-        ("租房提取公积金能每个月自动提吗？", "可以签约按月委托提取，每月自动转入银行卡。",
-         "住房公积金管理中心"),
+        (
+            "租房提取公积金能每个月自动提吗？",
+            "可以签约按月委托提取，每月自动转入银行卡。",
+            "住房公积金管理中心",
+        ),
         ("社保卡丢了补一张要多少钱？", "社保卡补卡免收工本费，窗口即时制卡。", "人社局"),
     ]
     path = write_csv(tmp_path / "faq.csv", rows=rows, header=("问题", "答案", "部门"))
     revision = real_kb.revision
     report = import_faq_file(real_kb, path, dry_run=True)
     assert report.skipped == []
-    assert [d.item_id for d in report.documents] == ["residence-permit", "hpf-withdraw-rent",
-                                                     "social-card-lost"]
+    assert [d.item_id for d in report.documents] == [
+        "residence-permit",
+        "hpf-withdraw-rent",
+        "social-card-lost",
+    ]
     assert real_kb.revision == revision
 
 
 # -- the command line ------------------------------------------------------------------------
 @pytest.fixture
-def cli_env(tmp_path: Path, hashing_template: Path, shared_text,
-            monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
+def cli_env(
+    tmp_path: Path, hashing_template: Path, shared_text, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
     """Environment for ``banshi`` in-process: a private data directory (pre-filled with the
     saved hashing-encoder knowledge base) and the hashing encoder. The knowledge bases the
     commands make share the session's text pipeline, so that each command starts in well
@@ -205,7 +226,8 @@ def cli_env(tmp_path: Path, hashing_template: Path, shared_text,
 def test_cli_validate_broken_folder(tmp_path: Path, cli_env: dict[str, str]) -> None:
     folder = copy_sample(tmp_path / "kb")
     (folder / "guides" / "residence-permit.md").write_text(
-        make_guide_text(materials=[material(), material(form="扫描件")]), encoding="utf-8")
+        make_guide_text(materials=[material(), material(form="扫描件")]), encoding="utf-8"
+    )
     result = CliRunner().invoke(main, ["kb", "validate", str(folder)], env=cli_env)
     assert result.exit_code == 1
     assert "guides/residence-permit.md" in result.stderr
@@ -223,8 +245,9 @@ def test_cli_validate_sample_folder(cli_env: dict[str, str]) -> None:
 
 def test_cli_ask_jsonl(cli_env: dict[str, str]) -> None:
     questions = ["社保卡丢了怎么办", "", "今天天气怎么样"]
-    result = CliRunner().invoke(main, ["kb", "ask", "--jsonl"], input="\n".join(questions) + "\n",
-                                env=cli_env)
+    result = CliRunner().invoke(
+        main, ["kb", "ask", "--jsonl"], input="\n".join(questions) + "\n", env=cli_env
+    )
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert len(lines) == 3
@@ -282,13 +305,24 @@ def test_cli_import_faq_stores(tmp_path: Path, cli_env: dict[str, str]) -> None:
     }
 
 
-def test_cli_load_reports_problems_and_keeps_valid_files(tmp_path: Path,
-                                                         cli_env: dict[str, str]) -> None:
+def test_cli_load_reports_problems_and_keeps_valid_files(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
     folder = copy_sample(tmp_path / "kb")
-    (folder / "faq" / "zz_new.yml").write_text(yaml.safe_dump(
-        [{"item": "hall-info", "question": "大厅能充电吗？", "answer": "综合咨询台旁有充电桩。"},
-         {"item": "nope", "question": "？", "answer": "！"}], allow_unicode=True),
-        encoding="utf-8")
+    (folder / "faq" / "zz_new.yml").write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "item": "hall-info",
+                    "question": "大厅能充电吗？",
+                    "answer": "综合咨询台旁有充电桩。",
+                },
+                {"item": "nope", "question": "？", "answer": "！"},
+            ],
+            allow_unicode=True,
+        ),
+        encoding="utf-8",
+    )
     result = CliRunner().invoke(main, ["kb", "load", str(folder)], env=cli_env)
     assert result.exit_code == 1
     assert "faq/zz_new.yml#2" in result.stderr

@@ -44,8 +44,8 @@ def documents(catalog: Catalog) -> list[Document]:
 
 
 @pytest.fixture(scope="module")
-def text() -> TextPipeline:
-    return TextPipeline()
+def text(shared_text: TextPipeline) -> TextPipeline:
+    return shared_text
 
 
 @pytest.fixture
@@ -54,8 +54,12 @@ def encoder() -> CountingEncoder:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, text: TextPipeline,
-          documents: list[Document], catalog: Catalog) -> Path:
+def built(
+    tmp_path_factory: pytest.TempPathFactory,
+    text: TextPipeline,
+    documents: list[Document],
+    catalog: Catalog,
+) -> Path:
     """The documents indexed once and saved; each test loads its own copy."""
     idx = KnowledgeIndex(HashingEncoder(), text)
     report = idx.sync(documents, catalog)
@@ -98,9 +102,9 @@ def test_sync_adds_every_document(index: KnowledgeIndex, documents: list[Documen
     assert dense(index, "社会保障卡挂失与补换")[0][0] == "social-card-lost"
 
 
-def test_sync_with_nothing_changed_embeds_nothing(index: KnowledgeIndex, encoder: CountingEncoder,
-                                                  documents: list[Document],
-                                                  catalog: Catalog) -> None:
+def test_sync_with_nothing_changed_embeds_nothing(
+    index: KnowledgeIndex, encoder: CountingEncoder, documents: list[Document], catalog: Catalog
+) -> None:
     report = index.sync(documents, catalog)
     assert not report.changed
     assert (report.unchanged, report.chunks_embedded) == (len(documents), 0)
@@ -108,8 +112,8 @@ def test_sync_with_nothing_changed_embeds_nothing(index: KnowledgeIndex, encoder
 
 
 def test_edited_document_is_re_embedded_and_only_its_chunks_change(
-        index: KnowledgeIndex, encoder: CountingEncoder, documents: list[Document],
-        catalog: Catalog) -> None:
+    index: KnowledgeIndex, encoder: CountingEncoder, documents: list[Document], catalog: Catalog
+) -> None:
     """GIVEN an index of three items' documents
     WHEN the 办理流程 section of one guide is rewritten
     THEN only that guide is updated, only the rewritten section's text is embedded again,
@@ -140,10 +144,9 @@ def test_edited_document_is_re_embedded_and_only_its_chunks_change(
     assert index.vectors.ntotal == len(index)
 
 
-def test_edited_faq_answer_reuses_the_question_vector(index: KnowledgeIndex,
-                                                      encoder: CountingEncoder,
-                                                      documents: list[Document],
-                                                      catalog: Catalog) -> None:
+def test_edited_faq_answer_reuses_the_question_vector(
+    index: KnowledgeIndex, encoder: CountingEncoder, documents: list[Document], catalog: Catalog
+) -> None:
     faq = next(d for d in documents if d.kind == "faq")
     new_faq = edited(faq, answer="新的答案：请到1楼B区咨询。")
     report = index.sync([new_faq if d.id == faq.id else d for d in documents], catalog)
@@ -154,8 +157,9 @@ def test_edited_faq_answer_reuses_the_question_vector(index: KnowledgeIndex,
     assert displays == {"新的答案：请到1楼B区咨询。"}
 
 
-def test_deleted_document_leaves_bm25_and_faiss(index: KnowledgeIndex, documents: list[Document],
-                                                catalog: Catalog) -> None:
+def test_deleted_document_leaves_bm25_and_faiss(
+    index: KnowledgeIndex, documents: list[Document], catalog: Catalog
+) -> None:
     guide_ids = set(index.doc_chunks["guide:hpf-withdraw-rent"])
     before = index.vectors.ntotal
     remaining = [d for d in documents if d.id != "guide:hpf-withdraw-rent"]
@@ -173,9 +177,13 @@ def test_deleted_document_leaves_bm25_and_faiss(index: KnowledgeIndex, documents
     assert any(c.item_id == "hpf-withdraw-rent" for c in index.chunks.values())
 
 
-def test_save_then_load_gives_the_same_results(index: KnowledgeIndex, tmp_path: Path,
-                                               text: TextPipeline, documents: list[Document],
-                                               catalog: Catalog) -> None:
+def test_save_then_load_gives_the_same_results(
+    index: KnowledgeIndex,
+    tmp_path: Path,
+    text: TextPipeline,
+    documents: list[Document],
+    catalog: Catalog,
+) -> None:
     index.save(tmp_path / "idx")
     loaded = KnowledgeIndex.load(tmp_path / "idx", HashingEncoder(), text)
     assert loaded is not None
@@ -189,19 +197,24 @@ def test_save_then_load_gives_the_same_results(index: KnowledgeIndex, tmp_path: 
     assert loaded.sync(documents, catalog).chunks_embedded == 0
 
 
-def test_save_leaves_only_the_newest_generation(index: KnowledgeIndex, tmp_path: Path,
-                                                documents: list[Document],
-                                                catalog: Catalog) -> None:
+def test_save_leaves_only_the_newest_generation(
+    index: KnowledgeIndex, tmp_path: Path, documents: list[Document], catalog: Catalog
+) -> None:
     folder = tmp_path / "idx"
     index.save(folder)
     index.sync(documents[1:], catalog)
     index.save(folder)
     index.save(folder)
-    assert sorted(p.name for p in folder.iterdir()) == ["CURRENT", "manifest-3.json",
-                                                        "vectors-3.faiss"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "CURRENT",
+        "manifest-3.json",
+        "vectors-3.faiss",
+    ]
     assert (folder / "CURRENT").read_text() == "3"
-    assert len(json.loads((folder / "manifest-3.json").read_text())["doc_hashes"]) \
+    assert (
+        len(json.loads((folder / "manifest-3.json").read_text())["doc_hashes"])
         == len(documents) - 1
+    )
 
 
 def test_load_of_an_absent_folder_is_none(tmp_path: Path, text: TextPipeline) -> None:
@@ -213,30 +226,43 @@ def _saved(index: KnowledgeIndex, folder: Path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("damage", [
-    pytest.param(lambda f: (f / "CURRENT").write_text("7"), id="current-points-to-missing"),
-    pytest.param(lambda f: (f / "CURRENT").write_text("abc"), id="current-garbage"),
-    pytest.param(lambda f: (f / "vectors-1.faiss").unlink(), id="vectors-missing"),
-    pytest.param(lambda f: (f / "vectors-1.faiss").write_bytes(b"\x00garbage" * 10),
-                 id="vectors-garbage"),
-    pytest.param(lambda f: (f / "manifest-1.json").write_bytes(b"{\"format\": 1, \"enc"),
-                 id="manifest-truncated"),
-    pytest.param(lambda f: (f / "manifest-1.json").write_bytes(b"\xff\xfe\x00garbage"),
-                 id="manifest-garbage-bytes"),
-])
-def test_damaged_save_loads_as_none(index: KnowledgeIndex, tmp_path: Path, text: TextPipeline,
-                                    damage) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda f: (f / "CURRENT").write_text("7"), id="current-points-to-missing"),
+        pytest.param(lambda f: (f / "CURRENT").write_text("abc"), id="current-garbage"),
+        pytest.param(lambda f: (f / "vectors-1.faiss").unlink(), id="vectors-missing"),
+        pytest.param(
+            lambda f: (f / "vectors-1.faiss").write_bytes(b"\x00garbage" * 10), id="vectors-garbage"
+        ),
+        pytest.param(
+            lambda f: (f / "manifest-1.json").write_bytes(b'{"format": 1, "enc'),
+            id="manifest-truncated",
+        ),
+        pytest.param(
+            lambda f: (f / "manifest-1.json").write_bytes(b"\xff\xfe\x00garbage"),
+            id="manifest-garbage-bytes",
+        ),
+    ],
+)
+def test_damaged_save_loads_as_none(
+    index: KnowledgeIndex, tmp_path: Path, text: TextPipeline, damage
+) -> None:  # type: ignore[no-untyped-def]
     folder = _saved(index, tmp_path / "idx")
     damage(folder)
     assert KnowledgeIndex.load(folder, HashingEncoder(), text) is None
 
 
-@pytest.mark.parametrize("manifest", [
-    pytest.param([], id="json-list"),
-    pytest.param({"format": 1, "encoder": "hashing", "dim": 256}, id="missing-keys"),
-])
-def test_structurally_wrong_manifest_loads_as_none(index: KnowledgeIndex, tmp_path: Path,
-                                                   text: TextPipeline, manifest: object) -> None:
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        pytest.param([], id="json-list"),
+        pytest.param({"format": 1, "encoder": "hashing", "dim": 256}, id="missing-keys"),
+    ],
+)
+def test_structurally_wrong_manifest_loads_as_none(
+    index: KnowledgeIndex, tmp_path: Path, text: TextPipeline, manifest: object
+) -> None:
     """GIVEN a save whose manifest is valid JSON of the wrong shape (hand-edited, or
     written by an incompatible build)
     THEN load reports "no usable index" (None) so that start-up rebuilds, instead of
@@ -246,10 +272,13 @@ def test_structurally_wrong_manifest_loads_as_none(index: KnowledgeIndex, tmp_pa
     assert KnowledgeIndex.load(folder, HashingEncoder(), text) is None
 
 
-def test_manifest_and_vectors_out_of_step_load_as_none(index: KnowledgeIndex, tmp_path: Path,
-                                                       text: TextPipeline,
-                                                       documents: list[Document],
-                                                       catalog: Catalog) -> None:
+def test_manifest_and_vectors_out_of_step_load_as_none(
+    index: KnowledgeIndex,
+    tmp_path: Path,
+    text: TextPipeline,
+    documents: list[Document],
+    catalog: Catalog,
+) -> None:
     folder = _saved(index, tmp_path / "idx")
     stale_vectors = (folder / "vectors-1.faiss").read_bytes()
     index.sync(documents[:3], catalog)
@@ -258,8 +287,9 @@ def test_manifest_and_vectors_out_of_step_load_as_none(index: KnowledgeIndex, tm
     assert KnowledgeIndex.load(folder, HashingEncoder(), text) is None
 
 
-def test_index_built_with_another_encoder_is_not_loaded(index: KnowledgeIndex, tmp_path: Path,
-                                                        text: TextPipeline) -> None:
+def test_index_built_with_another_encoder_is_not_loaded(
+    index: KnowledgeIndex, tmp_path: Path, text: TextPipeline
+) -> None:
     folder = _saved(index, tmp_path / "idx")
 
     class OtherEncoder(HashingEncoder):

@@ -48,17 +48,25 @@ def test_start_imports_the_sample_into_an_empty_database(hashing_kb: KnowledgeBa
     assert hashing_kb.health()["chunks"] == len(hashing_kb.index)  # type: ignore[arg-type]
 
 
-def test_restart_over_the_saved_index_embeds_nothing(hashing_kb: KnowledgeBase,
-                                                     hashing_encoder, shared_text) -> None:  # type: ignore[no-untyped-def]
-    again = KnowledgeBase(hashing_kb.settings, hashing_kb.db, encoder=hashing_encoder,
-                          text=shared_text)
+def test_restart_over_the_saved_index_embeds_nothing(
+    hashing_kb: KnowledgeBase, hashing_encoder, shared_text
+) -> None:  # type: ignore[no-untyped-def]
+    again = KnowledgeBase(
+        hashing_kb.settings, hashing_kb.db, encoder=hashing_encoder, text=shared_text
+    )
     report = again.start()
     assert (report.added, report.updated, report.removed, report.chunks_embedded) == (0, 0, 0, 0)
     assert report.unchanged == 304
 
 
-SMALL_SET = {"residence-permit", "social-card-lost", "social-card-apply", "disability-card",
-             "hall-info", "id-card-renewal"}
+SMALL_SET = {
+    "residence-permit",
+    "social-card-lost",
+    "social-card-apply",
+    "disability-card",
+    "hall-info",
+    "id-card-renewal",
+}
 
 
 @pytest.fixture
@@ -66,14 +74,18 @@ def small_kb_settings(tmp_path: Path) -> Settings:
     """Settings over a copy of the sample reduced to six guides (quick to index from
     scratch) and an empty data directory."""
     source = copy_sample(tmp_path / "kb")
-    for extra in [*source.glob("faq/*.yml"), *source.glob("policies/*.md"),
-                  *(g for g in source.glob("guides/*.md") if g.stem not in SMALL_SET)]:
+    for extra in [
+        *source.glob("faq/*.yml"),
+        *source.glob("policies/*.md"),
+        *(g for g in source.glob("guides/*.md") if g.stem not in SMALL_SET),
+    ]:
         extra.unlink()
     return build_settings(tmp_path / "data", kb_source_dir=source)
 
 
-def test_damaged_saved_index_is_rebuilt_on_start(small_kb_settings: Settings, hashing_encoder,
-                                                 shared_text) -> None:  # type: ignore[no-untyped-def]
+def test_damaged_saved_index_is_rebuilt_on_start(
+    small_kb_settings: Settings, hashing_encoder, shared_text
+) -> None:  # type: ignore[no-untyped-def]
     s = small_kb_settings
     db = Database(s.resolved_database_url)
     db.upgrade()
@@ -91,16 +103,18 @@ def test_damaged_saved_index_is_rebuilt_on_start(small_kb_settings: Settings, ha
 
 
 def test_restarted_knowledge_base_understands_questions_like_the_one_that_built_it(
-        small_kb_settings: Settings, hashing_encoder) -> None:  # type: ignore[no-untyped-def]
+    small_kb_settings: Settings, hashing_encoder, shared_text
+) -> None:  # type: ignore[no-untyped-def]
     """GIVEN a knowledge base built from scratch (its tokenizer learnt every guide's title and
-    aliases while indexing), and the same data opened by a new process from the saved index
+    aliases while indexing), and the same data opened by a new process — a new text
+    pipeline — from the saved index
     WHEN both are asked the same questions
     THEN both tokenise and answer them the same way: a restart must not change answers."""
     s = small_kb_settings
     db = Database(s.resolved_database_url)
     db.upgrade()
     try:
-        built = KnowledgeBase(s, db, encoder=hashing_encoder, text=TextPipeline())
+        built = KnowledgeBase(s, db, encoder=hashing_encoder, text=shared_text)
         built.start()  # builds from scratch: every document is "changed"
         restarted = KnowledgeBase(s, db, encoder=hashing_encoder, text=TextPipeline())
         assert restarted.start().chunks_embedded == 0
@@ -114,8 +128,7 @@ def test_restarted_knowledge_base_understands_questions_like_the_one_that_built_
         db.dispose()
 
 
-def test_save_document_is_served_at_once_and_bumps_the_revision(
-        hashing_kb: KnowledgeBase) -> None:
+def test_save_document_is_served_at_once_and_bumps_the_revision(hashing_kb: KnowledgeBase) -> None:
     revision = _revision(hashing_kb)
     doc = hashing_kb.save_document("faq", faq_json(**NEW_FAQ), "tester")
     assert _revision(hashing_kb) == revision + 1
@@ -153,14 +166,18 @@ def test_delete_document(hashing_kb: KnowledgeBase) -> None:
     assert exc.value.message == "没有找到这份文档。"
 
 
-def test_another_process_change_is_picked_up(hashing_kb: KnowledgeBase, hashing_encoder,
-                                             shared_text,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_another_process_change_is_picked_up(
+    hashing_kb: KnowledgeBase, hashing_encoder, shared_text, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
     """GIVEN two serving processes on one database
     WHEN one of them stores a new FAQ
     THEN the other notices the revision change on its next question and answers it."""
-    other = KnowledgeBase(hashing_kb.settings, Database(hashing_kb.settings.resolved_database_url),
-                          encoder=hashing_encoder, text=shared_text)
+    other = KnowledgeBase(
+        hashing_kb.settings,
+        Database(hashing_kb.settings.resolved_database_url),
+        encoder=hashing_encoder,
+        text=shared_text,
+    )
     other.start()
     try:
         doc = hashing_kb.save_document("faq", faq_json(**NEW_FAQ), "tester")
@@ -175,22 +192,26 @@ def test_another_process_change_is_picked_up(hashing_kb: KnowledgeBase, hashing_
 
 
 def test_import_folder_keeps_the_previous_version_of_a_broken_file(
-        hashing_kb: KnowledgeBase, tmp_path: Path) -> None:
+    hashing_kb: KnowledgeBase, tmp_path: Path
+) -> None:
     """GIVEN a source folder where one guide was edited validly and another was broken
     WHEN it is imported
     THEN the valid edit is served, the broken file is reported and its old version stays."""
     folder = copy_sample(tmp_path / "kb")
     lost = folder / "guides" / "social-card-lost.md"
-    lost.write_text(lost.read_text(encoding="utf-8").replace("8123 4522", "8123 9999"),
-                    encoding="utf-8")
+    lost.write_text(
+        lost.read_text(encoding="utf-8").replace("8123 4522", "8123 9999"), encoding="utf-8"
+    )
     (folder / "guides" / "residence-permit.md").write_text(
-        make_guide_text(materials=[material(form="传真件")]), encoding="utf-8")
+        make_guide_text(materials=[material(form="传真件")]), encoding="utf-8"
+    )
     old_permit = hashing_kb.get_document("guide:residence-permit").data
 
     result = hashing_kb.import_folder(folder, user="tester")
 
     assert [(e.source, e.field) for e in result.errors] == [
-        ("guides/residence-permit.md", "materials[1].form")]
+        ("guides/residence-permit.md", "materials[1].form")
+    ]
     assert hashing_kb.get_document("guide:social-card-lost").data["phone"] == "8123 9999"
     assert hashing_kb.get_document("guide:residence-permit").data == old_permit
     with hashing_kb.db.session() as s:
@@ -212,8 +233,9 @@ def test_start_fails_clearly_with_an_unknown_encoder(settings: Settings, db: Dat
 
 
 @pytest.mark.postgres
-def test_knowledge_base_on_postgres(pg_url: str, tmp_path: Path, hashing_template: Path,
-                                    hashing_encoder, shared_text) -> None:  # type: ignore[no-untyped-def]
+def test_knowledge_base_on_postgres(
+    pg_url: str, tmp_path: Path, hashing_template: Path, hashing_encoder, shared_text
+) -> None:  # type: ignore[no-untyped-def]
     """GIVEN an empty PostgreSQL database (and the saved hashing index of the sample)
     WHEN the knowledge base starts, stores, replaces and deletes documents
     THEN it behaves as on SQLite, with the revision row kept in PostgreSQL."""

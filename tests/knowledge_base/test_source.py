@@ -67,7 +67,8 @@ def test_sample_has_enough_faqs_and_policies(sample) -> None:  # type: ignore[no
 
 
 def test_sample_document_ids_are_unique_and_faqs_belong_to_catalog_items(
-        sample, catalog: Catalog) -> None:  # type: ignore[no-untyped-def]
+    sample, catalog: Catalog
+) -> None:  # type: ignore[no-untyped-def]
     ids = [d.id for d in sample.documents]
     assert len(ids) == len(set(ids))
     for d in sample.documents:
@@ -80,8 +81,12 @@ def test_sample_guide_content(sample) -> None:  # type: ignore[no-untyped-def]
     guide = next(d for d in sample.documents if d.id == "guide:residence-permit")
     assert guide.title == "居住证申领"
     assert guide.data["window"].startswith("1楼A区")
-    assert guide.data["materials"][0] == {"name": "居民身份证", "form": "原件", "count": 1,
-                                          "note": "未满16周岁的可提交居民户口簿原件"}
+    assert guide.data["materials"][0] == {
+        "name": "居民身份证",
+        "form": "原件",
+        "count": 1,
+        "note": "未满16周岁的可提交居民户口簿原件",
+    }
     headings = [s["heading"] for s in guide.data["sections"]]
     assert headings[:2] == ["办理条件", "办理流程"]
 
@@ -123,9 +128,11 @@ def test_front_matter_that_is_not_a_mapping(catalog: Catalog) -> None:
 
 
 def test_bad_yaml_in_faq_file_reports_the_line(catalog: Catalog) -> None:
-    text = ("- item: residence-permit\n"        # line 1
-            "  question: 居住证多久办好？\n"      # line 2
-            "  answer: 15个工作日: 含邮寄\n")    # line 3: a second ": " is not allowed
+    text = (
+        "- item: residence-permit\n"  # line 1
+        "  question: 居住证多久办好？\n"  # line 2
+        "  answer: 15个工作日: 含邮寄\n"
+    )  # line 3: a second ": " is not allowed
     e = invalid(parse_faq_file, text, "faq/x.yml", catalog)
     assert e.source == "faq/x.yml"
     assert e.field == "第3行"
@@ -143,8 +150,9 @@ def test_bad_yaml_in_guide_front_matter_reports_the_file_line(catalog: Catalog) 
     assert e.field == f"第{fee_line + 1}行"
 
 
-@pytest.mark.parametrize("key", ["id", "title", "department", "audience", "time_limit", "fee",
-                                 "window", "phone"])
+@pytest.mark.parametrize(
+    "key", ["id", "title", "department", "audience", "time_limit", "fee", "window", "phone"]
+)
 def test_missing_required_field(catalog: Catalog, key: str) -> None:
     e = invalid(parse_guide, make_guide_text(**{key: DROP}), GUIDE, catalog)
     assert (e.source, e.field) == (GUIDE, key)
@@ -158,8 +166,7 @@ def test_blank_required_field(catalog: Catalog) -> None:
 
 
 def test_unknown_id(catalog: Catalog) -> None:
-    e = invalid(parse_guide, make_guide_text(id="no-such-item"), "guides/no-such-item.md",
-                catalog)
+    e = invalid(parse_guide, make_guide_text(id="no-such-item"), "guides/no-such-item.md", catalog)
     assert e.field == "id"
     assert "no-such-item" in e.problem and "catalog.yml" in e.problem
 
@@ -228,8 +235,12 @@ def test_valid_policy(catalog: Catalog) -> None:
 
 
 def test_policy_with_unknown_item(catalog: Catalog) -> None:
-    e = invalid(parse_policy, make_policy_text(items=["residence-permit", "moon-landing"]),
-                "policies/test.md", catalog)
+    e = invalid(
+        parse_policy,
+        make_policy_text(items=["residence-permit", "moon-landing"]),
+        "policies/test.md",
+        catalog,
+    )
     assert e.field == "items"
     assert "moon-landing" in e.problem
 
@@ -274,11 +285,18 @@ def test_parse_source_rejects_unknown_kind(catalog: Catalog) -> None:
 # -- folders -------------------------------------------------------------------------------
 def test_duplicate_faq_question_across_files(tmp_path: Path, catalog: Catalog) -> None:
     folder = copy_sample(tmp_path / "kb")
-    question = next(d for d in load_folder(SAMPLE_KB_DIR, catalog).documents
-                    if d.kind == "faq" and d.item_id == "hall-info").data["question"]
+    question = next(
+        d
+        for d in load_folder(SAMPLE_KB_DIR, catalog).documents
+        if d.kind == "faq" and d.item_id == "hall-info"
+    ).data["question"]
     (folder / "faq" / "zz_extra.yml").write_text(
-        yaml.safe_dump([faq_entry(item="hall-info", question=question, answer="重复的一条。")],
-                       allow_unicode=True), encoding="utf-8")
+        yaml.safe_dump(
+            [faq_entry(item="hall-info", question=question, answer="重复的一条。")],
+            allow_unicode=True,
+        ),
+        encoding="utf-8",
+    )
     result = load_folder(folder, catalog)
     assert len(result.errors) == 1
     e = result.errors[0]
@@ -295,8 +313,11 @@ def test_one_broken_file_does_not_stop_the_others(tmp_path: Path, catalog: Catal
     materials = [material(), material(name="合同", form="扫描件")]
     (folder / GUIDE).write_text(make_guide_text(materials=materials), encoding="utf-8")
     (folder / "faq" / "zz_bad.yml").write_text(
-        yaml.safe_dump([faq_entry(item="nope"), faq_entry(question="居住证能加急吗？")],
-                       allow_unicode=True), encoding="utf-8")
+        yaml.safe_dump(
+            [faq_entry(item="nope"), faq_entry(question="居住证能加急吗？")], allow_unicode=True
+        ),
+        encoding="utf-8",
+    )
     result = load_folder(folder, catalog)
     problems = {(e.source, e.field) for e in result.errors}
     assert problems == {(GUIDE, "materials[2].form"), ("faq/zz_bad.yml#1", "item")}
@@ -309,21 +330,22 @@ def test_one_broken_file_does_not_stop_the_others(tmp_path: Path, catalog: Catal
 
 def test_broken_yaml_file_is_reported_and_others_load(tmp_path: Path, catalog: Catalog) -> None:
     folder = copy_sample(tmp_path / "kb")
-    (folder / "faq" / "zz_bad.yml").write_text("- item: hall-info\n  question: [未闭合\n",
-                                               encoding="utf-8")
+    (folder / "faq" / "zz_bad.yml").write_text(
+        "- item: hall-info\n  question: [未闭合\n", encoding="utf-8"
+    )
     result = load_folder(folder, catalog)
     assert [e.source for e in result.errors] == ["faq/zz_bad.yml"]
     assert result.errors[0].field.startswith("第")
     assert any(d.id == "guide:hall-info" for d in result.documents)
 
 
-def test_faq_file_that_is_a_single_mapping_is_reported(tmp_path: Path,
-                                                       catalog: Catalog) -> None:
+def test_faq_file_that_is_a_single_mapping_is_reported(tmp_path: Path, catalog: Catalog) -> None:
     """GIVEN an FAQ file whose author forgot the leading "- " (a mapping, not a list)
     THEN loading reports that file instead of silently ignoring its question."""
     folder = copy_sample(tmp_path / "kb")
     (folder / "faq" / "zz_single.yml").write_text(
-        yaml.safe_dump(faq_entry(), allow_unicode=True), encoding="utf-8")
+        yaml.safe_dump(faq_entry(), allow_unicode=True), encoding="utf-8"
+    )
     result = load_folder(folder, catalog)
     assert [e.source for e in result.errors] == ["faq/zz_single.yml"]
 
@@ -342,8 +364,10 @@ def test_file_not_saved_as_utf8_is_reported_not_fatal(tmp_path: Path, catalog: C
 def test_catalog_with_unknown_department_fails_loudly(tmp_path: Path) -> None:
     folder = copy_sample(tmp_path / "kb")
     catalog_file = folder / "catalog.yml"
-    catalog_file.write_text(catalog_file.read_text(encoding="utf-8")
-                            + "- {id: moon, name: 登月, department: nasa}\n", encoding="utf-8")
+    catalog_file.write_text(
+        catalog_file.read_text(encoding="utf-8") + "- {id: moon, name: 登月, department: nasa}\n",
+        encoding="utf-8",
+    )
     with pytest.raises(DocumentInvalid) as exc:
         Catalog.load(folder)
     assert exc.value.source == "catalog.yml"

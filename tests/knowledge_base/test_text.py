@@ -10,9 +10,9 @@ import pytest
 from knowledge_base.text import STOPWORDS, TextPipeline
 
 
-@pytest.fixture(scope="module")
-def text() -> TextPipeline:
-    return TextPipeline()
+@pytest.fixture
+def text(shared_text: TextPipeline) -> TextPipeline:
+    return shared_text  # the session's pipeline: jieba takes a while to load
 
 
 def test_traditional_is_converted_to_simplified(text: TextPipeline) -> None:
@@ -44,16 +44,20 @@ def test_emoji_inside_a_question_is_removed(text: TextPipeline) -> None:
     assert "社保卡" in n and "怎么补" in n
 
 
-@pytest.mark.parametrize("raw, canonical", [
-    ("公基金怎么取", "公积金"),
-    ("社保卡丢了咋整", "怎么办"),
-    ("社会保障卡补办", "社保卡"),
-    ("暂住证怎么弄", "居住证"),
-    ("户口本丢了", "户口簿"),
-    ("低保怎么申请", "最低生活保障"),
-])
-def test_synonyms_and_typos_map_to_one_spelling(text: TextPipeline, raw: str,
-                                                canonical: str) -> None:
+@pytest.mark.parametrize(
+    "raw, canonical",
+    [
+        ("公基金怎么取", "公积金"),
+        ("社保卡丢了咋整", "怎么办"),
+        ("社会保障卡补办", "社保卡"),
+        ("暂住证怎么弄", "居住证"),
+        ("户口本丢了", "户口簿"),
+        ("低保怎么申请", "最低生活保障"),
+    ],
+)
+def test_synonyms_and_typos_map_to_one_spelling(
+    text: TextPipeline, raw: str, canonical: str
+) -> None:
     assert canonical in text.normalize(raw)
 
 
@@ -99,13 +103,12 @@ def test_tokens_use_the_domain_dictionary(text: TextPipeline) -> None:
     assert "公积金" in text.tokens(text.normalize("租房提取公积金"))
 
 
-def test_add_words_teaches_the_tokenizer() -> None:
-    fresh = TextPipeline()
-    before = fresh.tokens(fresh.normalize("青禾特色窗口在哪"))
-    assert "青禾特色窗口" not in before
-    fresh.add_words(["青禾特色窗口"])
-    assert "青禾特色窗口" in fresh.tokens(fresh.normalize("青禾特色窗口在哪"))
-    assert "青禾特色窗口" in fresh.domain_words()
+def test_add_words_teaches_the_tokenizer(text: TextPipeline) -> None:
+    word = "青禾蓝莓窗口"  # a made-up word no document uses
+    assert word not in text.tokens(text.normalize(f"{word}在哪"))
+    text.add_words([word])
+    assert word in text.tokens(text.normalize(f"{word}在哪"))
+    assert word in text.domain_words()
 
 
 def test_tokenizer_start_leaks_no_file_handle() -> None:
@@ -117,6 +120,9 @@ def test_tokenizer_start_leaks_no_file_handle() -> None:
         warnings.simplefilter("always")
         fresh.tokens("社保卡")
         gc.collect()
-    leaks = [str(w.message) for w in caught
-             if issubclass(w.category, ResourceWarning) and "userdict" in str(w.message)]
+    leaks = [
+        str(w.message)
+        for w in caught
+        if issubclass(w.category, ResourceWarning) and "userdict" in str(w.message)
+    ]
     assert leaks == []
