@@ -110,10 +110,11 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def serve_and_measure(data_dir: Path, source: Path, qs: list[str]) -> None:
+def serve_and_measure(data_dir: Path, source: Path, qs: list[str], encoder: str | None) -> None:
     port = free_port()
     env = {
         **os.environ,
+        **({"BANSHI_KB_ENCODER": encoder} if encoder else {}),
         "BANSHI_DATA_DIR": str(data_dir),
         "BANSHI_KB_SOURCE_DIR": str(source),
         "BANSHI_PORT": str(port),
@@ -157,11 +158,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--chunks", type=int, default=20000)
     ap.add_argument("--skip-large", action="store_true")
+    ap.add_argument("--encoder", default=None, help="default: BANSHI_KB_ENCODER or use-m3")
     args = ap.parse_args()
     qs = questions()
 
     print("sample knowledge base (in process)")
-    kb = knowledge_base()
+    kb = knowledge_base(args.encoder)
     print(f"  {len(kb.docs)} documents, {len(kb.index)} chunks, encoder {kb.encoder.name}")
     for q in qs[:20]:
         kb.ask(q)
@@ -180,14 +182,14 @@ def main() -> None:
     added = generate_source(source, args.chunks)
     data = work / "data"
     started = time.perf_counter()
-    big = knowledge_base(source=source, data_dir=data)
+    big = knowledge_base(args.encoder, source=source, data_dir=data)
     build = time.perf_counter() - started
     print(
         f"  {len(big.docs)} documents ({added} generated FAQ entries), {len(big.index)} chunks;"
         f" index built from scratch in {build:.0f} s ({len(big.index) / build:.0f} chunks/s)"
     )
     del big
-    serve_and_measure(data, source, qs)
+    serve_and_measure(data, source, qs, args.encoder)
 
 
 if __name__ == "__main__":

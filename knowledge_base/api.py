@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from banshi.deps import AdminDep
-from banshi.errors import Conflict
 from knowledge_base.service import KnowledgeBase
 from knowledge_base.source import Document
 
@@ -87,15 +86,7 @@ def get_document(doc_id: str, kb: KbDep) -> dict[str, Any]:
 
 @router.post("/documents", status_code=201)
 def create_document(body: DocumentIn, kb: KbDep, admin: AdminDep) -> dict[str, Any]:
-    from knowledge_base.source import parse_source
-
-    doc = parse_source(body.kind, body.source, f"{body.kind} (API)", kb.catalog)
-    kb.refresh_if_stale()
-    if doc.id in kb.docs:
-        raise Conflict(
-            "这份文档已经存在，请用修改功能。", f"document {doc.id} exists; use PUT", id=doc.id
-        )
-    return _document_out(kb.save_document(body.kind, body.source, admin.username))
+    return _document_out(kb.create_document(body.kind, body.source, admin.username))
 
 
 @router.put("/documents/{doc_id}")

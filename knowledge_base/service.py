@@ -18,7 +18,7 @@ from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from banshi.db import Database
-from banshi.errors import NotFound
+from banshi.errors import Conflict, NotFound
 from banshi.settings import Settings
 from knowledge_base.answer import Answer, compose_answer, not_found
 from knowledge_base.confidence import Calibration, load_calibration
@@ -281,6 +281,16 @@ class KnowledgeBase:
         if result.rowcount == 0:  # first change ever: create the counter
             s.add(KbState(id=1, revision=1))
 
+    def create_document(self, kind: str, source_text: str, user: str) -> Document:
+        """Like :meth:`save_document`, but refuses a document that already exists."""
+        doc = parse_source(kind, source_text, f"{kind} (API)", self.catalog)
+        self.refresh_if_stale()
+        if doc.id in self.docs:
+            raise Conflict(
+                "这份文档已经存在，请用修改功能。", f"document {doc.id} exists; use PUT", id=doc.id
+            )
+        return self._save(doc, user)
+
     def save_document(
         self, kind: str, source_text: str, user: str, expected_id: str | None = None
     ) -> Document:
@@ -296,6 +306,9 @@ class KnowledgeBase:
                 f"修改后文档编号变为 {doc.id}，与要修改的 {expected_id} 不一致；"
                 "如需更换，请先删除再新建",
             )
+        return self._save(doc, user)
+
+    def _save(self, doc: Document, user: str) -> Document:
         with self._write_lock:
             self.store([doc], user)
             if self.index is not None:
