@@ -114,28 +114,33 @@ class KnowledgeBase:
             revision = self._current_revision(s)
             docs = {r.id: _to_document(r) for r in s.scalars(select(KbDocument))}
         index = self.index or KnowledgeIndex(self.encoder, self.text)
-        started = time.perf_counter()
-        report = index.sync(list(docs.values()), self.catalog)
-        if report.changed:
-            index.save(self.settings.kb_index_dir)
-            log.info("index synced in %.1fs: %s", time.perf_counter() - started, report)
         faq: dict[str, list[Document]] = {}
         for d in docs.values():
             if d.kind == "faq" and d.item_id:
                 faq.setdefault(d.item_id, []).append(d)
+        started = time.perf_counter()
+        # Questions hold the index lock from retrieval to answer, so they never see chunks
+        # of a document whose text the map below no longer has, or the other way round.
+        with index.lock:
+            report = index.sync(list(docs.values()), self.catalog)
+            # After the sync: it taught the tokenizer the service names these are cut with.
+            aliases = self._alias_words(docs)
+            self.index, self.docs, self._faq_by_item, self.aliases = index, docs, faq, aliases
+        if report.changed:
+            index.save(self.settings.kb_index_dir)
+            log.info("index synced in %.1fs: %s", time.perf_counter() - started, report)
+        self.revision = revision
+        self._checked_at = time.monotonic()
+        return report
+
+    def _alias_words(self, docs: dict[str, Document]) -> dict[str, list[frozenset[str]]]:
         aliases: dict[str, list[frozenset[str]]] = {}
         for d in docs.values():
             if d.kind == "guide" and d.item_id:
                 names = [d.title, *d.data.get("aliases", [])]
-                aliases[d.item_id] = [
-                    w
-                    for w in (frozenset(self.text.words(self.text.normalize(n))) for n in names)
-                    if w
-                ]
-        self.index, self.docs, self._faq_by_item, self.aliases = index, docs, faq, aliases
-        self.revision = revision
-        self._checked_at = time.monotonic()
-        return report
+                words = (frozenset(self.text.words(self.text.normalize(n))) for n in names)
+                aliases[d.item_id] = [w for w in words if w]
+        return aliases
 
     @staticmethod
     def _current_revision(s: Session) -> int:
@@ -178,9 +183,10 @@ class KnowledgeBase:
                 answer="请用文字描述您要办理的事情，例如：“社保卡丢了怎么补办？”",
                 notice=notice,
             )
-        found = retrieve(self.index, normalized, self.calibration.fusion, self.aliases)
-        confidence = self.calibration.confidence(found.features())
-        answer = self._answer(question, found, confidence)
+        with self.index.lock:
+            found = retrieve(self.index, normalized, self.calibration.fusion, self.aliases)
+            confidence = self.calibration.confidence(found.features())
+            answer = self._answer(question, found, confidence)
         answer.notice = notice
         return answer
 

@@ -260,3 +260,34 @@ def test_knowledge_base_on_postgres(
         assert _revision(kb) == 4  # bootstrap import, create, replace, delete
     finally:
         db.dispose()
+
+
+def test_questions_while_an_administrator_edits_never_fail(hashing_kb: KnowledgeBase) -> None:
+    """GIVEN a resident asking over and over while an administrator adds and deletes an FAQ
+    THEN every question is answered or refused normally: no question sees the chunks of a
+    document that the document map no longer holds (a half-synced index)."""
+    import threading
+
+    errors: list[BaseException] = []
+    answers: list[str | None] = []
+    stop = threading.Event()
+
+    def resident() -> None:
+        while not stop.is_set():
+            try:
+                answers.append(hashing_kb.ask("居住证可以请亲戚代领吗").item_id)
+            except BaseException as exc:  # recorded, then the test fails on it
+                errors.append(exc)
+                return
+
+    thread = threading.Thread(target=resident)
+    thread.start()
+    try:
+        for _ in range(6):
+            doc = hashing_kb.save_document("faq", faq_json(**NEW_FAQ), "tester")
+            hashing_kb.delete_document(doc.id, "tester")
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert errors == []
+    assert answers, "the resident thread asked nothing"
