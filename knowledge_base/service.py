@@ -190,19 +190,6 @@ class KnowledgeBase:
         answer.notice = notice
         return answer
 
-    def retrieve(self, question: str) -> Retrieval:
-        """Raw retrieval, for calibration and benchmarks."""
-        if self.index is None or self.calibration is None:
-            raise KnowledgeBaseNotReady(
-                "知识库正在准备中，请稍后再试。", "knowledge base not loaded"
-            )
-        return retrieve(
-            self.index,
-            self.text.normalize(question, question=True),
-            self.calibration.fusion,
-            self.aliases,
-        )
-
     def _answer(self, question: str, found: Retrieval, confidence: float) -> Answer:
         assert self.index is not None
         candidates = [
