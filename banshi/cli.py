@@ -92,22 +92,62 @@ def users_add(
 @main.command()
 @click.option("--host", default=None)
 @click.option("--port", type=int, default=None)
+@click.option("--no-rasa", is_flag=True, help="Do not start Rasa (chat answers directly).")
 @pass_context
-def serve(ctx: Context, host: str | None, port: int | None) -> None:
-    """Run the API and pages (uvicorn)."""
+def serve(ctx: Context, host: str | None, port: int | None, no_rasa: bool) -> None:
+    """Run the API and pages (uvicorn) and, beside them, the Rasa server."""
+    import signal
+    import threading
+
+    import httpx
     import uvicorn
 
+    from assistant.rasa_process import RasaProcess
+    from assistant.rasa_project import RasaProject, RasaUnavailable
     from banshi.app import create_app
 
     s = ctx.settings
-    click.echo(f"banshi: open http://{host or s.host}:{port or s.port}/ (Ctrl+C to stop)")
-    uvicorn.run(create_app(s), host=host or s.host, port=port or s.port, log_level="info")
+    host, port = host or s.host, port or s.port
+    rasa: RasaProcess | None = None
+    if not no_rasa:
+        try:
+            rasa = RasaProcess(RasaProject(s.model_copy(update={"port": port})))
+            rasa.start()
+        except RasaUnavailable as exc:
+            click.echo(f"banshi: {exc}; chat answers from the knowledge base only", err=True)
+            rasa = None
+
+    def announce() -> None:
+        api_ok = False
+        for _ in range(600):
+            try:
+                api_ok = httpx.get(f"http://{host}:{port}/healthz", timeout=1).status_code < 500
+            except httpx.HTTPError:
+                api_ok = False
+            if api_ok:
+                break
+            threading.Event().wait(0.5)
+        rasa_ok = rasa.wait_ready() if rasa else False
+        state = "with Rasa" if rasa_ok else "WITHOUT Rasa (answers from the knowledge base)"
+        click.echo(f"banshi: ready {state} at http://{host}:{port}/ and /chat (Ctrl+C to stop)")
+
+    threading.Thread(target=announce, daemon=True).start()
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so that
+    # the `finally` below stops Rasa too instead of the process dying on the spot.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        uvicorn.run(create_app(s), host=host, port=port, log_level="info")
+    finally:
+        if rasa:
+            rasa.stop()
 
 
 def _register_parts() -> None:
+    from assistant.cli import rasa
     from knowledge_base.cli import kb
 
     main.add_command(kb)
+    main.add_command(rasa)
 
 
 _register_parts()

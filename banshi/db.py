@@ -85,6 +85,7 @@ def alembic_config(url: str) -> Any:
 
 def all_models() -> MetaData:
     """Import every part's models so that Base.metadata knows all tables."""
+    import assistant.models  # noqa: F401
     import banshi.auth  # noqa: F401
     import knowledge_base.models  # noqa: F401
 

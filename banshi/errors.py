@@ -56,6 +56,11 @@ class Forbidden(BanshiError):
     code = "forbidden"
 
 
+class TooMany(BanshiError):
+    status_code = 429
+    code = "too_many_requests"
+
+
 class Unavailable(BanshiError):
     status_code = 503
     code = "unavailable"

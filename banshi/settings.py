@@ -34,9 +34,31 @@ class Settings(BaseSettings):
     kb_answer_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     kb_max_question_chars: int = Field(default=500, ge=20)
 
+    # Chat (web widget, WeChat) and the Rasa server that understands it
+    rasa_url: str = "http://127.0.0.1:5005"
+    rasa_timeout_s: float = Field(default=4.0, gt=0)
+    rasa_venv: Path = SAMPLE_KB_DIR.parent.parent / ".venv-rasa"  # made by scripts/setup-rasa
+    chat_max_chars: int = Field(default=300, ge=20)  # longer messages are cut, with a notice
+    chat_rate_per_minute: int = Field(default=20, ge=1)  # per resident; a flood waits alone
+    # Links in chat answers (guides); empty: relative links, fine for the web widget
+    public_url: str = ""
+
+    # WeChat Official Account (公众号); an empty token leaves the webhook switched off
+    wechat_token: str = ""
+    wechat_app_id: str = ""
+    wechat_app_secret: str = ""
+    wechat_aes_key: str = ""  # 43 characters; set it to accept safe-mode (encrypted) messages
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wechat_reply_deadline_s: float = Field(default=4.0, gt=0, lt=5)  # WeChat waits 5 s
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'banshi.db').resolve()}"
+
+    @property
+    def rasa_dir(self) -> Path:
+        """Assembled Rasa project, trained models and Rasa's tracker store."""
+        return self.data_dir / "rasa"
 
     @property
     def kb_index_dir(self) -> Path:

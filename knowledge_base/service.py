@@ -174,13 +174,15 @@ class KnowledgeBase:
             question = question[:limit]
             notice = f"您的问题较长，只按前{limit}个字理解。"
         normalized = self.text.normalize(question, question=True)
-        if not any(ch.isalnum() for ch in normalized):
+        if not any(ch.isalnum() for ch in normalized) or self.text.is_generic(normalized):
+            # Nothing to search for, or nothing that says which service: any answer would
+            # be a guess, so ask which service instead.
             return Answer(
                 question=question,
                 answered=False,
                 item_id=None,
                 confidence=0.0,
-                answer="请用文字描述您要办理的事情，例如：“社保卡丢了怎么补办？”",
+                answer="请告诉我您要办理的具体事项，例如：“社保卡丢了怎么补办？”“居住证要带什么材料？”",
                 notice=notice,
             )
         with self.index.lock:

@@ -31,6 +31,15 @@ STOPWORDS = frozenset(
     "麻烦 你好 您好 那么 然后 但是 因为 所以 如果 现在 已经 自己 咱 俺 家里 一个".split()
 )
 
+# Words that ask about *some* service without saying which: a question made only of these
+# and stopwords ("怎么申请呢", "收费吗") cannot be answered without knowing the service.
+GENERIC_WORDS = frozenset(
+    "怎么 怎么办 怎样 如何 咋 咋办 咋弄 申请 办理 办 办个 办好 办完 弄 搞 需要 什么 哪个 "
+    "哪些 哪里 在哪 在哪里 哪儿 窗口 材料 资料 带 要带 带什么 那要 要么 多久 多长时间 时间 "
+    "几天 收费 费用 多少 多少钱 钱 条件 流程 手续 要求 证 证件 我想 想办 本人 代办 能办 好办 "
+    "事 事情 东西 问题 问个 咨询 一样 还要 还需要 的话".split()
+)
+
 # Common question words whose pinyin residents type; decoded alongside the domain lexicon.
 _PINYIN_WORDS = (
     "怎么办 怎么 什么 材料 需要 哪里 多久 多少 办理 补办 申请 提取 丢失 过期 换领 首次 费用 "
@@ -255,6 +264,10 @@ class TextPipeline:
             for t in (w.strip() for w in self._jieba.cut(normalized))
             if t and t not in STOPWORDS and any(ch.isalnum() for ch in t)
         ]
+
+    def is_generic(self, normalized: str) -> bool:
+        """True when the question names nothing specific (see GENERIC_WORDS)."""
+        return all(w in GENERIC_WORDS for w in self.words(normalized))
 
     def tokens(self, normalized: str) -> list[str]:
         """BM25 terms of an already normalised text: jieba search-mode cut, no stopwords."""

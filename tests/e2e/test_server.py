@@ -53,6 +53,7 @@ def server(
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BANSHI_")}
     env.update({"BANSHI_DATA_DIR": str(data_dir), "BANSHI_ENV": "development"})
+    env["BANSHI_RASA_URL"] = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     log_path = data_dir.parent / "server.log"
     log = log_path.open("wb")
     proc = subprocess.Popen(
@@ -95,8 +96,12 @@ def test_health_reports_the_default_encoder(server) -> None:  # type: ignore[no-
     base, _, _ = server
     status, body = http("GET", f"{base}/healthz")
     assert status == 200
-    assert body["status"] == "ok"
+    # No Rasa model in this data directory: chat answers directly, which is "degraded"
+    assert body["status"] == "degraded"
+    rasa = body["checks"]["rasa"]  # type: ignore[index]
+    assert rasa["effect"] == "chat answers from the knowledge base directly"
     kb = body["checks"]["knowledge_base"]  # type: ignore[index]
+    assert kb["status"] == "ok"
     assert kb["encoder"] == "use-m3"
     assert kb["documents"] == 304
 
@@ -108,6 +113,19 @@ def test_ask_over_http(server) -> None:  # type: ignore[no-untyped-def]
     assert body["answered"] is True
     assert body["item_id"] == "social-card-lost"
     assert "1楼B区" in body["answer"]
+
+
+def test_chat_without_rasa_answers_from_the_knowledge_base(server) -> None:  # type: ignore[no-untyped-def]
+    base, _, _ = server
+    session = "e2e-no-rasa-0123456789"
+    status, body = http(
+        "POST", f"{base}/api/chat/messages", {"session": session, "text": "社保卡丢了怎么办"}
+    )
+    assert status == 200
+    assert body["degraded"] is True
+    first = body["messages"][0]  # type: ignore[index]
+    assert "1楼B区" in first["text"]
+    assert {"title": "转人工", "payload": "/request_human"} in first["buttons"]
 
 
 def test_errors_over_http_are_chinese_json(server) -> None:  # type: ignore[no-untyped-def]

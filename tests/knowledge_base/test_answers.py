@@ -13,7 +13,7 @@ from knowledge_base.service import KnowledgeBase
 pytestmark = pytest.mark.encoder
 
 CONTRACT_KEYS = {"question", "answered", "item_id", "confidence", "answer", "sources", "candidates"}
-ASK_FOR_TEXT = "请用文字描述您要办理的事情"
+ASK_WHICH = "请告诉我您要办理的具体事项"
 
 
 def faq_questions(kb: KnowledgeBase, item_id: str) -> set[str]:
@@ -141,8 +141,26 @@ def test_no_text_is_refused_asking_for_text(real_kb: KnowledgeBase, question: st
     a = real_kb.ask(question)
     assert a.answered is False
     assert a.confidence == 0.0
-    assert ASK_FOR_TEXT in a.answer
+    assert ASK_WHICH in a.answer
     assert a.candidates == []
+
+
+@pytest.mark.parametrize("question", ["怎么申请呢", "收费吗？", "要多久能办好", "在哪个窗口办理"])
+def test_a_question_naming_no_service_asks_which(real_kb: KnowledgeBase, question: str) -> None:
+    """Answering "how do I apply?" with some service would be a guess."""
+    a = real_kb.ask(question)
+    assert a.answered is False, (question, a.item_id)
+    assert ASK_WHICH in a.answer
+    assert "居住证要带什么材料" in a.answer
+
+
+@pytest.mark.parametrize(
+    ("question", "item_id"), [("几点开门", "hall-info"), ("收费吗 居住证", "residence-permit")]
+)
+def test_one_specific_word_is_enough(real_kb: KnowledgeBase, question: str, item_id: str) -> None:
+    a = real_kb.ask(question)
+    assert a.answered, (question, a.confidence, a.candidates)
+    assert a.item_id == item_id
 
 
 def test_ten_thousand_characters(real_kb: KnowledgeBase) -> None:

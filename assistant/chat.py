@@ -1,0 +1,220 @@
+"""One resident turn, whatever the channel: store what came in (once, even when a channel
+retries), let Rasa decide and the custom actions answer, store what goes out. When Rasa is
+down, the direct path answers from the knowledge base so residents are not failed."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from assistant import direct, replies
+from assistant.models import ChatMessage, Conversation
+from assistant.rasa_client import RasaClient, RasaDown
+from assistant.replies import message
+from assistant.skills import Deps
+
+log = logging.getLogger(__name__)
+
+EMPTY = "请输入您想咨询的问题，例如：“居住证怎么办？”"
+DUPLICATE_WAIT_S = 6.0
+TOO_FAST = "您发送得太快了，请稍等一分钟再发。"
+
+
+@dataclass
+class ChatReply:
+    conversation_id: str
+    messages: list[dict[str, Any]]
+    duplicate: bool = False  # a retry of a message already taken; messages are its answer
+    degraded: bool = False  # answered without Rasa
+    limited: bool = False  # rate-limited; nothing was stored
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ChatService:
+    def __init__(self, deps: Deps, rasa: RasaClient | None) -> None:
+        self.deps = deps
+        self.rasa = rasa
+        self.rasa_ok: bool | None = None  # last seen state, for /healthz
+
+    def welcome(self) -> list[dict[str, Any]]:
+        """The greeting (with the centre's hours), e.g. for a new WeChat follower."""
+        d = self.deps
+        return [replies.greeting_message(d.kb.catalog, d.calendar, d.now())]
+
+    async def handle(
+        self, channel: str, user_key: str, text: str, external_id: str | None = None
+    ) -> ChatReply:
+        text = (text or "").strip()
+        limit = self.deps.settings.chat_max_chars
+        notice = ""
+        if len(text) > limit:
+            text, notice = text[:limit], f"您的消息较长，只按前{limit}个字理解。"
+        conv_id = await asyncio.to_thread(self._conversation, channel, user_key)
+        if not text:
+            return ChatReply(conv_id, [message(EMPTY)])
+        taken = await asyncio.to_thread(self._take, conv_id, text, external_id)
+        if taken is None:
+            return ChatReply(conv_id, [message(TOO_FAST)], limited=True)
+        inbound, duplicate = taken
+        if duplicate:
+            return ChatReply(conv_id, await self._wait_answer(inbound), duplicate=True)
+        if await asyncio.to_thread(self._held_by_person, conv_id):
+            return ChatReply(conv_id, [])  # an agent has it (ticket bridge): the bot is silent
+        degraded = False
+        try:
+            if self.rasa is None:
+                raise RasaDown("no Rasa configured")
+            messages = await self.rasa.send(conv_id, text, {"channel": channel})
+            self.rasa_ok = True
+        except RasaDown as exc:
+            if self.rasa_ok is not False:
+                log.warning("answering without Rasa: %s", exc)
+            self.rasa_ok, degraded = False, True
+            messages = await asyncio.to_thread(direct.respond, self.deps, conv_id, text)
+        if notice and messages:
+            messages[0] = {**messages[0], "text": f"{notice}\n{messages[0]['text']}"}
+        await asyncio.to_thread(self._store_out, conv_id, inbound, messages)
+        return ChatReply(conv_id, messages, degraded=degraded)
+
+    async def _wait_answer(self, inbound_id: int) -> list[dict[str, Any]]:
+        """A retry may arrive while the first attempt is still being answered (in this or
+        another process): wait a little for that answer rather than answer twice."""
+        deadline = asyncio.get_running_loop().time() + DUPLICATE_WAIT_S
+        while True:
+            answer = await asyncio.to_thread(self._answer_of, inbound_id)
+            if answer or asyncio.get_running_loop().time() > deadline:
+                return answer
+            await asyncio.sleep(0.2)
+
+    # -- storage (blocking; run in a thread) -------------------------------------------
+    def _conversation(self, channel: str, user_key: str) -> str:
+        for _ in range(2):
+            with self.deps.db.session() as s:
+                conv_id = s.scalar(
+                    select(Conversation.id).where(
+                        Conversation.channel == channel, Conversation.user_key == user_key
+                    )
+                )
+                if conv_id:
+                    return conv_id
+            try:
+                with self.deps.db.session() as s:
+                    conv_id = secrets.token_hex(16)
+                    s.add(Conversation(id=conv_id, channel=channel, user_key=user_key))
+                return conv_id
+            except IntegrityError:
+                continue  # another process made it first: read theirs
+        raise RuntimeError(f"cannot create a conversation for {channel}:{user_key}")
+
+    def _take(self, conv_id: str, text: str, external_id: str | None) -> tuple[int, bool] | None:
+        """Store the inbound message. (id, False) if new; (id of the original, True) for a
+        retry of the same external id; None if the resident is over the rate limit."""
+        db = self.deps.db
+        if external_id:
+            with db.session() as s:
+                seen = s.scalar(
+                    select(ChatMessage.id).where(
+                        ChatMessage.conversation_id == conv_id,
+                        ChatMessage.external_id == external_id,
+                    )
+                )
+            if seen:
+                return seen, True
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+        try:
+            with db.session() as s:
+                recent = s.scalar(
+                    select(func.count(ChatMessage.id)).where(
+                        ChatMessage.conversation_id == conv_id,
+                        ChatMessage.direction == "in",
+                        ChatMessage.created_at >= since,
+                    )
+                )
+                if (recent or 0) >= self.deps.settings.chat_rate_per_minute:
+                    return None
+                row = ChatMessage(
+                    conversation_id=conv_id,
+                    direction="in",
+                    author="resident",
+                    text=text,
+                    external_id=external_id,
+                )
+                s.add(row)
+                s.flush()
+                row_id = row.id
+                conv = s.get(Conversation, conv_id)
+                if conv is not None:
+                    conv.updated_at = dt.datetime.now(dt.UTC)
+            return row_id, False
+        except IntegrityError:
+            # the same retry arrived at another process a moment earlier
+            with db.session() as s:
+                original = s.scalar(
+                    select(ChatMessage.id).where(
+                        ChatMessage.conversation_id == conv_id,
+                        ChatMessage.external_id == external_id,
+                    )
+                )
+            assert original is not None
+            return original, True
+
+    def _answer_of(self, inbound_id: int) -> list[dict[str, Any]]:
+        with self.deps.db.session() as s:
+            rows = s.scalars(
+                select(ChatMessage)
+                .where(ChatMessage.reply_to == inbound_id)
+                .order_by(ChatMessage.id)
+            ).all()
+            return [_as_message(r) for r in rows]
+
+    def _held_by_person(self, conv_id: str) -> bool:
+        with self.deps.db.session() as s:
+            conv = s.get(Conversation, conv_id)
+            return conv is not None and conv.state != "bot"
+
+    def _store_out(self, conv_id: str, inbound_id: int, messages: list[dict[str, Any]]) -> None:
+        with self.deps.db.session() as s:
+            for m in messages:
+                s.add(
+                    ChatMessage(
+                        conversation_id=conv_id,
+                        direction="out",
+                        author="bot",
+                        text=m["text"],
+                        payload={"buttons": m["buttons"], "links": m["links"]},
+                        reply_to=inbound_id,
+                    )
+                )
+
+    def history(self, channel: str, user_key: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The conversation as the resident saw it, oldest first."""
+        with self.deps.db.session() as s:
+            conv_id = s.scalar(
+                select(Conversation.id).where(
+                    Conversation.channel == channel, Conversation.user_key == user_key
+                )
+            )
+            if conv_id is None:
+                return []
+            rows = s.scalars(
+                select(ChatMessage)
+                .where(ChatMessage.conversation_id == conv_id)
+                .order_by(ChatMessage.id.desc())
+                .limit(limit)
+            ).all()
+            return [
+                {**_as_message(r), "author": r.author, "at": r.created_at.isoformat()}
+                for r in reversed(rows)
+            ]
+
+
+def _as_message(row: ChatMessage) -> dict[str, Any]:
+    payload = row.payload or {}
+    return message(row.text, payload.get("buttons"), payload.get("links"))
