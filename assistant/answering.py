@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from knowledge_base.answer import Answer
-from knowledge_base.text import GENERIC_WORDS, USERDICT
 from knowledge_base.service import KnowledgeBase
+from knowledge_base.text import GENERIC_WORDS, USERDICT
 
 # What a follow-up asks about a service already named. A message with none of these
 # ("就是那个东西") adds nothing to the earlier item: asking back beats guessing.

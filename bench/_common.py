@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import socket
+import subprocess
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import httpx
 
 from banshi.db import Database
 from banshi.settings import Settings
@@ -38,3 +47,61 @@ def percentile(values: list[float], p: float) -> float:
     k = (len(ordered) - 1) * p / 100
     lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def current_rasa_model() -> Path | None:
+    """The model the test command trained (.test-data), else the operator's (data/)."""
+    for home in (REPO / ".test-data" / "rasa", REPO / "data" / "rasa"):
+        pointer = home / "models" / "CURRENT"
+        if pointer.exists() and (pointer.parent / pointer.read_text().strip()).exists():
+            return pointer.parent / pointer.read_text().strip()
+    return None
+
+
+@contextmanager
+def served(with_rasa: bool = True, timeout_s: float = 300.0) -> Iterator[str]:
+    """`banshi serve` (API + Rasa with the current model) on free ports and a throwaway
+    data directory; yields the base URL once the knowledge base and Rasa are ready."""
+    data = Path(tempfile.mkdtemp(prefix="bench-serve")) / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BANSHI_")}
+    port, rasa_port = _free_port(), _free_port()
+    env.update({"BANSHI_DATA_DIR": str(data), "BANSHI_RASA_URL": f"http://127.0.0.1:{rasa_port}"})
+    model = current_rasa_model() if with_rasa else None
+    if with_rasa:
+        if model is None:
+            raise SystemExit("no trained Rasa model: run `banshi rasa train` (or scripts/test)")
+        (data / "rasa" / "models").mkdir(parents=True)
+        shutil.copy2(model, data / "rasa" / "models" / model.name)
+        (data / "rasa" / "models" / "CURRENT").write_text(model.name)
+    log = (data.parent / "serve.log").open("wb")
+    cmd = [str(REPO / ".venv" / "bin" / "banshi"), "serve", "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                checks = httpx.get(f"{base}/healthz", timeout=2).json()["checks"]
+                if checks["knowledge_base"]["status"] == "ok" and (
+                    not with_rasa or checks["rasa"]["status"] == "ok"
+                ):
+                    break
+            except (httpx.HTTPError, KeyError, ValueError):
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"server not ready; see {data.parent / 'serve.log'}")
+            time.sleep(1)
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        log.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

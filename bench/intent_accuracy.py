@@ -39,7 +39,9 @@ def main() -> None:
     ap.add_argument("--data-dir", type=Path, default=Path("data"))
     ap.add_argument("--errors", action="store_true", help="list the misclassified utterances")
     args = ap.parse_args()
-    rows = [json.loads(line) for line in (BENCH_DATA / "intent_heldout.jsonl").open(encoding="utf-8")]
+    rows = [
+        json.loads(line) for line in (BENCH_DATA / "intent_heldout.jsonl").open(encoding="utf-8")
+    ]
     project = RasaProject(Settings(data_dir=args.data_dir))
     parsed = parse_lines(project, [r["text"] for r in rows])
     gold = [r["intent"] for r in rows]
@@ -54,7 +56,9 @@ def main() -> None:
     if args.errors:
         for r, p in zip(rows, parsed, strict=True):
             if r["intent"] != p["intent"]:
-                print(f"  {r['intent']:>14} -> {p['intent']:<14} {p['confidence']:.2f}  {r['text']}")
+                print(
+                    f"  {r['intent']:>14} -> {p['intent']:<14} {p['confidence']:.2f}  {r['text']}"
+                )
 
 
 if __name__ == "__main__":

@@ -147,13 +147,13 @@ def test_unclear_twice_then_a_person_is_offered_and_accepted(server: Server) -> 
     assert '/ask_service{"service_item": "elderly-allowance"}' in payloads
     assert "/request_human" in payloads
 
-    second = server.say(session, "我要办个执照")
+    second = server.say(session, "我想办个补贴")  # the same again
     assert "需要为您转接人工客服吗" in texts(second)
     assert [b["payload"] for b in second["messages"][0]["buttons"]] == ["/affirm", "/deny"]
 
     yes = server.say(session, "好的")
     assert "转人工请求已记录" in texts(yes)
-    assert server.handoffs()[before:] == [("misses", "我要办个执照")]
+    assert server.handoffs()[before:] == [("misses", "我想办个补贴")]
 
 
 def test_an_item_button_answers_about_that_item(server: Server) -> None:
