@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 from knowledge_base.answer import Answer
@@ -71,11 +72,17 @@ def _names_an_item(kb: KnowledgeBase, question: str, besides: str) -> bool:
     )
 
 
+# per knowledge base, rebuilt when its revision changes (an admin edited a guide)
+_NAMES: weakref.WeakKeyDictionary[KnowledgeBase, tuple[int, dict[str, list[str]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def item_names(kb: KnowledgeBase) -> dict[str, list[str]]:
     """Item id -> names residents use: title and aliases, without whole questions."""
-    cached = getattr(kb, "_assistant_names", None)
+    cached = _NAMES.get(kb)
     if cached and cached[0] == kb.revision:
-        return cached[1]  # type: ignore[no-any-return]
+        return cached[1]
     names: dict[str, list[str]] = {}
     for doc in kb.docs.values():
         if doc.kind == "guide" and doc.item_id:
@@ -102,7 +109,7 @@ def item_names(kb: KnowledgeBase) -> dict[str, list[str]]:
             for item_id in items:
                 if word not in names[item_id]:
                     names[item_id].append(word)
-    kb._assistant_names = (kb.revision, names)  # type: ignore[attr-defined]
+    _NAMES[kb] = (kb.revision, names)
     return names
 
 
