@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from assistant import direct, replies
 from assistant.models import ChatMessage, Conversation
@@ -97,11 +98,7 @@ class ChatService:
     def _conversation(self, channel: str, user_key: str) -> str:
         for _ in range(2):
             with self.deps.db.session() as s:
-                conv_id = s.scalar(
-                    select(Conversation.id).where(
-                        Conversation.channel == channel, Conversation.user_key == user_key
-                    )
-                )
+                conv_id = _conversation_of(s, channel, user_key)
                 if conv_id:
                     return conv_id
             try:
@@ -196,11 +193,7 @@ class ChatService:
     def history(self, channel: str, user_key: str, limit: int = 100) -> list[dict[str, Any]]:
         """The conversation as the resident saw it, oldest first."""
         with self.deps.db.session() as s:
-            conv_id = s.scalar(
-                select(Conversation.id).where(
-                    Conversation.channel == channel, Conversation.user_key == user_key
-                )
-            )
+            conv_id = _conversation_of(s, channel, user_key)
             if conv_id is None:
                 return []
             rows = s.scalars(
@@ -213,6 +206,14 @@ class ChatService:
                 {**_as_message(r), "author": r.author, "at": r.created_at.isoformat()}
                 for r in reversed(rows)
             ]
+
+
+def _conversation_of(s: Session, channel: str, user_key: str) -> str | None:
+    return s.scalar(
+        select(Conversation.id).where(
+            Conversation.channel == channel, Conversation.user_key == user_key
+        )
+    )
 
 
 def _as_message(row: ChatMessage) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -27,11 +28,13 @@ def rasa() -> None:
 def train(force: bool) -> None:
     """Train when the project or catalogue changed; keep the last good model otherwise."""
     project = _project()
+    started = time.monotonic()
     try:
         model, trained = project.train(force=force)
     except (RasaUnavailable, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"{'trained' if trained else 'up to date'}: {model}")
+    took = f" in {time.monotonic() - started:.0f} s" if trained else ""
+    click.echo(f"{'trained' if trained else 'up to date'}{took}: {model}")
 
 
 @rasa.command()
@@ -58,7 +61,10 @@ def validate() -> None:
 
 @rasa.command()
 @click.option("--folds", default=3, show_default=True)
-@click.option("--min-f1", default=0.85, show_default=True, help="Cross-validated macro-F1 floor.")
+# Each fold trains on two thirds of the examples, so cross-validation scores well below the
+# full model on the held-out set (bench/intent_accuracy.py: 0.948); the floor catches a
+# broken pipeline or data (a misconfigured tokenizer scores below 0.5), not small drifts.
+@click.option("--min-f1", default=0.75, show_default=True, help="Cross-validated macro-F1 floor.")
 def test(folds: int, min_f1: float) -> None:
     """NLU cross-validation and the conversation tests (nlu_data/tests) on the current model."""
     project = _project()

@@ -1,9 +1,10 @@
 """Intent accuracy and macro-F1 of the trained Rasa model on the held-out set
 (bench/data/intent_heldout.jsonl, written apart from the training data and never trained on).
 
-    .venv/bin/python bench/intent_accuracy.py [--data-dir data] [--errors]
+    .venv/bin/python bench/intent_accuracy.py [--data-dir DIR] [--errors]
 
-Uses the current model under <data-dir>/rasa (train it with `banshi rasa train`). An
+Uses the current model under <data-dir>/rasa: by default the one the test command trained
+(.test-data), else the operator's (data). An
 utterance sent to nlu_fallback counts as wrong: it did not get its intent.
 """
 
@@ -14,7 +15,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from _common import BENCH_DATA
+from _common import BENCH_DATA, current_rasa_model
 
 from assistant.rasa_project import RasaProject, parse_lines
 from banshi.settings import Settings
@@ -36,13 +37,15 @@ def scores(gold: list[str], predicted: list[str]) -> tuple[float, float, dict[st
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data-dir", type=Path, default=Path("data"))
+    ap.add_argument("--data-dir", type=Path, default=None)
     ap.add_argument("--errors", action="store_true", help="list the misclassified utterances")
     args = ap.parse_args()
     rows = [
         json.loads(line) for line in (BENCH_DATA / "intent_heldout.jsonl").open(encoding="utf-8")
     ]
-    project = RasaProject(Settings(data_dir=args.data_dir))
+    model = current_rasa_model()
+    data_dir = args.data_dir or (model.parent.parent.parent if model else Path("data"))
+    project = RasaProject(Settings(data_dir=data_dir))
     parsed = parse_lines(project, [r["text"] for r in rows])
     gold = [r["intent"] for r in rows]
     predicted = [p["intent"] for p in parsed]

@@ -10,18 +10,17 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from test_server import free_port, http
+from serving import Served, http, serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.rasa]
 
 REPO = Path(__file__).resolve().parents[2]
-BANSHI = Path(sys.executable).parent / "banshi"
 RASA_VENV = REPO / ".venv-rasa"
 START_TIMEOUT = 300.0
 
@@ -37,10 +36,10 @@ def trained_model() -> Path | None:
 
 
 class Server:
-    def __init__(self, base: str, proc: subprocess.Popen, data_dir: Path, rasa_port: int) -> None:  # type: ignore[type-arg]
-        self.base, self.proc, self.data_dir, self.rasa_port = base, proc, data_dir, rasa_port
+    def __init__(self, served: Served) -> None:
+        self.base, self.data_dir, self.rasa_port = served.base, served.data_dir, served.rasa_port
 
-    def say(self, session: str, text: str) -> dict:  # type: ignore[type-arg]
+    def say(self, session: str, text: str) -> dict[str, Any]:
         status, body = http(
             "POST", f"{self.base}/api/chat/messages", {"session": session, "text": text}
         )
@@ -53,7 +52,11 @@ class Server:
 
     def rasa_state(self) -> str:
         _, body = http("GET", f"{self.base}/healthz")
-        return str(body["checks"]["rasa"]["status"])  # type: ignore[index]
+        return str(body["checks"]["rasa"]["status"])
+
+
+def rasa_ready(health: dict[str, Any]) -> bool:
+    return bool(health.get("checks", {}).get("rasa", {}).get("status") == "ok")
 
 
 @pytest.fixture(scope="module")
@@ -66,51 +69,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     models.mkdir(parents=True)
     shutil.copy2(model, models / model.name)
     (models / "CURRENT").write_text(model.name)
-    port, rasa_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BANSHI_")}
-    env.update(
-        {
-            "BANSHI_DATA_DIR": str(data_dir),
-            "BANSHI_RASA_URL": f"http://127.0.0.1:{rasa_port}",
-            "BANSHI_RASA_VENV": str(RASA_VENV),
-        }
-    )
-    log_path = data_dir.parent / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [str(BANSHI), "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    srv = Server(f"http://127.0.0.1:{port}", proc, data_dir, rasa_port)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"server exited ({proc.returncode}):\n{log_path.read_text(errors='replace')}"
-                )
-            try:
-                if srv.rasa_state() == "ok":
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                rasa_log = (data_dir / "rasa" / "rasa.log").read_text(errors="replace")[-3000:]
-                pytest.fail(f"Rasa not healthy within {START_TIMEOUT:.0f}s:\n{rasa_log}")
-            time.sleep(1)
-        yield srv
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    env = {"BANSHI_RASA_VENV": str(RASA_VENV)}
+    with serve(data_dir, env=env, ready=rasa_ready, timeout_s=START_TIMEOUT) as served:
+        yield Server(served)
 
 
-def texts(body: dict) -> str:  # type: ignore[type-arg]
+def texts(body: dict[str, Any]) -> str:
     return "\n".join(m["text"] for m in body["messages"])
 
 

@@ -2,94 +2,23 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from serving import http, serve
 
 pytestmark = pytest.mark.e2e
-
-BANSHI = Path(sys.executable).parent / "banshi"
-START_TIMEOUT = 120.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def http(
-    method: str, url: str, body: dict[str, object] | None = None
-) -> tuple[int, dict[str, object]]:
-    data = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
-    req = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        with e:
-            return e.code, json.loads(e.read())
 
 
 @pytest.fixture(scope="module")
 def server(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[str, subprocess.Popen, Path]]:  # type: ignore[type-arg]
-    if not BANSHI.exists():
-        pytest.skip(f"{BANSHI} is not installed")
-    data_dir = tmp_path_factory.mktemp("e2e") / "data"
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BANSHI_")}
-    env.update({"BANSHI_DATA_DIR": str(data_dir), "BANSHI_ENV": "development"})
-    env["BANSHI_RASA_URL"] = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    log_path = data_dir.parent / "server.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [str(BANSHI), "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"server exited early ({proc.returncode}):\n"
-                    + log_path.read_text(errors="replace")
-                )
-            try:
-                status, _ = http("GET", f"{base}/healthz")
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"/healthz not 200 within {START_TIMEOUT:.0f}s:\n"
-                    + log_path.read_text(errors="replace")
-                )
-            time.sleep(0.5)
-        yield base, proc, log_path
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
+    with serve(tmp_path_factory.mktemp("e2e") / "data") as served:
+        yield served.base, served.proc, served.log_path
 
 
 def test_health_reports_the_default_encoder(server) -> None:  # type: ignore[no-untyped-def]

@@ -8,25 +8,19 @@ Needs /usr/bin/chromium (``scripts/browser-setup``) and the ``playwright`` packa
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from serving import serve
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 pytestmark = pytest.mark.e2e
 
-BANSHI = Path(sys.executable).parent / "banshi"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -37,7 +31,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-START_TIMEOUT = 120.0
 ANSWER_TIMEOUT_MS = 30_000
 SCREENSHOT = Path("/tmp/widget.png")
 
@@ -45,12 +38,6 @@ SCREENSHOT = Path("/tmp/widget.png")
 MESSAGES = "#log .msg:not(#intro):not(#typing)"
 RESIDENT = "#log .msg.resident"
 BOT = "#log .msg.bot:not(#intro):not(#typing)"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -65,58 +52,13 @@ def _needs_chromium() -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``banshi serve`` on a free loopback port; Rasa's address is a closed local port."""
-    if not BANSHI.exists():
-        pytest.skip(f"{BANSHI} is not installed")
+    """``banshi serve`` on a free loopback port; nothing listens at Rasa's address."""
     data_dir = tmp_path_factory.mktemp("widget") / "data"
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BANSHI_")}
-    env.update(
-        {
-            "BANSHI_DATA_DIR": str(data_dir),
-            "BANSHI_ENV": "development",
-            "BANSHI_RASA_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens there
-            "BANSHI_RASA_TIMEOUT_S": "1",
-        }
+    with serve(data_dir, env={"BANSHI_RASA_TIMEOUT_S": "1"}) as served:
+        yield served.base
+    assert "Traceback" not in served.log_path.read_text(errors="replace"), (
+        "the server logged an error"
     )
-    log_path = data_dir.parent / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [str(BANSHI), "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + START_TIMEOUT
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(
-                        f"server exited early ({proc.returncode}):\n"
-                        + log_path.read_text(errors="replace")
-                    )
-                try:
-                    with urllib.request.urlopen(f"{base}/healthz", timeout=5) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(
-                        f"/healthz not 200 within {START_TIMEOUT:.0f}s:\n"
-                        + log_path.read_text(errors="replace")
-                    )
-                time.sleep(0.5)
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    assert "Traceback" not in log_path.read_text(errors="replace"), "the server logged an error"
 
 
 @pytest.fixture(scope="module")
