@@ -62,9 +62,10 @@ def validate() -> None:
 @rasa.command()
 @click.option("--folds", default=3, show_default=True)
 # Each fold trains on two thirds of the examples, so cross-validation scores well below the
-# full model on the held-out set (bench/intent_accuracy.py: 0.948); the floor catches a
-# broken pipeline or data (a misconfigured tokenizer scores below 0.5), not small drifts.
-@click.option("--min-f1", default=0.75, show_default=True, help="Cross-validated macro-F1 floor.")
+# full model on the held-out set (bench/intent_accuracy.py: 0.948), and Rasa shuffles the
+# folds anew each run (0.77-0.80 seen). The floor catches a broken pipeline or data (a
+# misconfigured tokenizer scores below 0.5), not drifts of a few points.
+@click.option("--min-f1", default=0.70, show_default=True, help="Cross-validated macro-F1 floor.")
 def test(folds: int, min_f1: float) -> None:
     """NLU cross-validation and the conversation tests (nlu_data/tests) on the current model."""
     project = _project()

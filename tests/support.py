@@ -26,6 +26,9 @@ def build_settings(data_dir: Path, **overrides: object) -> Settings:
         "secret_key": TEST_SECRET,
         "kb_encoder": "hashing",
         "kb_source_dir": SAMPLE_KB_DIR,
+        # no Rasa in unit tests: a closed port, so chat takes the direct path at once
+        "rasa_url": "http://127.0.0.1:9",
+        "rasa_timeout_s": 1.0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

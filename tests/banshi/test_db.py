@@ -5,13 +5,21 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from banshi.auth import User, authenticate, create_user
-from banshi.db import Database, all_models
+from banshi.db import Database, alembic_config, all_models
 from banshi.settings import Settings
 
-EXPECTED_TABLES = {"users", "kb_documents", "kb_state"}
+EXPECTED_TABLES = {
+    "users",
+    "kb_documents",
+    "kb_state",
+    "chat_conversations",
+    "chat_messages",
+    "chat_handoffs",
+}
 
 
 def _check_migrated(database: Database) -> None:
@@ -19,8 +27,9 @@ def _check_migrated(database: Database) -> None:
     assert tables >= EXPECTED_TABLES
     assert "alembic_version" in tables
     with database.engine.connect() as conn:
+        head = ScriptDirectory.from_config(alembic_config(database.url)).get_current_head()
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [
-            "0001"
+            head
         ]
         # the migrations produce exactly what the models describe
         assert compare_metadata(MigrationContext.configure(conn), all_models()) == []

@@ -31,7 +31,13 @@ def test_healthz_is_ok_with_the_calibrated_default_encoder(real_kb) -> None:
         r = client.get("/healthz")
     assert r.status_code == 200
     body = r.json()
-    assert body["status"] == "ok"
+    # everything but Rasa (not running in unit tests: chat answers directly) is ok
+    assert body["status"] == "degraded"
+    assert {k: v["status"] for k, v in body["checks"].items()} == {
+        "database": "ok",
+        "knowledge_base": "ok",
+        "rasa": "degraded",
+    }
     assert body["checks"]["knowledge_base"]["encoder"] == "use-m3"
     assert body["checks"]["knowledge_base"]["calibrated"] is True
 
