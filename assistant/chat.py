@@ -116,12 +116,7 @@ class ChatService:
         db = self.deps.db
         if external_id:
             with db.session() as s:
-                seen = s.scalar(
-                    select(ChatMessage.id).where(
-                        ChatMessage.conversation_id == conv_id,
-                        ChatMessage.external_id == external_id,
-                    )
-                )
+                seen = _message_with(s, conv_id, external_id)
             if seen:
                 return seen, True
         since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
@@ -153,12 +148,7 @@ class ChatService:
         except IntegrityError:
             # the same retry arrived at another process a moment earlier
             with db.session() as s:
-                original = s.scalar(
-                    select(ChatMessage.id).where(
-                        ChatMessage.conversation_id == conv_id,
-                        ChatMessage.external_id == external_id,
-                    )
-                )
+                original = _message_with(s, conv_id, external_id or "")
             assert original is not None
             return original, True
 
@@ -212,6 +202,14 @@ def _conversation_of(s: Session, channel: str, user_key: str) -> str | None:
     return s.scalar(
         select(Conversation.id).where(
             Conversation.channel == channel, Conversation.user_key == user_key
+        )
+    )
+
+
+def _message_with(s: Session, conv_id: str, external_id: str) -> int | None:
+    return s.scalar(
+        select(ChatMessage.id).where(
+            ChatMessage.conversation_id == conv_id, ChatMessage.external_id == external_id
         )
     )
 
