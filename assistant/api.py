@@ -4,7 +4,6 @@ Rasa custom-action webhook that Rasa calls back into."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import json
 import logging
@@ -17,6 +16,7 @@ from pydantic import BaseModel, Field
 from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundException
 
 from assistant.chat import ChatReply, ChatService
+from assistant.rasa_project import action_token
 from banshi.errors import BanshiError, Forbidden, TooMany, Unavailable
 
 log = logging.getLogger(__name__)
@@ -26,11 +26,6 @@ router = APIRouter(tags=["chat"])
 SESSION = r"^[A-Za-z0-9_-]{16,64}$"
 CLIENT_ID = r"^[A-Za-z0-9_-]{1,64}$"
 MAX_FRAME = 16384  # bytes of one WebSocket frame (4,000 Chinese characters fit)
-
-
-def action_token(secret_key: str) -> str:
-    """Rasa passes this with every action call (endpoints.yml), so only our Rasa calls in."""
-    return hmac.new(secret_key.encode(), b"rasa-actions", hashlib.sha256).hexdigest()[:32]
 
 
 def chat_service(request: Request) -> ChatService:

@@ -10,6 +10,7 @@ something changed, and a failed training leaves the last good model in place.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -41,6 +42,11 @@ QUESTION_WORDS = (
     "要不要",
     "能不能",
 )
+
+
+def action_token(secret_key: str) -> str:
+    """Rasa passes this with every action call (endpoints.yml), so only our Rasa calls in."""
+    return hmac.new(secret_key.encode(), b"rasa-actions", hashlib.sha256).hexdigest()[:32]
 
 
 class RasaUnavailable(RuntimeError):
@@ -111,8 +117,6 @@ class RasaProject:
         return self.build
 
     def _write_runtime_files(self, folder: Path, action_url: str) -> None:
-        from assistant.api import action_token
-
         url = action_url or f"http://127.0.0.1:{self.settings.port}/api/rasa/actions"
         tracker_db = (self.home / "tracker.db").resolve()
         endpoints = {
