@@ -166,7 +166,9 @@ class ActionTicketStatus(BanshiAction):
     action_name = "action_ticket_status"
 
     def act(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[dict[str, Any]]:
-        utter(dispatcher, skills.ticket_status(self.deps, _entity(tracker, "ticket_number")))
+        text = tracker.latest_message.get("text") or ""
+        number = _entity(tracker, "ticket_number")
+        utter(dispatcher, skills.ticket_status(self.deps, tracker.sender_id, text, number))
         return []
 
 

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundException
 
-from assistant.chat import ChatReply, ChatService
+from assistant.chat import ChatReply, ChatService, topic
 from assistant.rasa_project import action_token
 from banshi.errors import BanshiError, Forbidden, TooMany, Unavailable
 
@@ -70,6 +70,9 @@ async def get_history(
 
 @router.websocket("/api/chat/ws")
 async def chat_socket(ws: WebSocket) -> None:
+    """The widget's line: its messages in, the bot's replies out, and, pushed as they
+    happen, what people write to the resident (agents, the system) and their place in the
+    queue. Pushes missed (another process, a full queue) are caught up from the database."""
     session = ws.query_params.get("session", "")
     await ws.accept()
     if not re.match(SESSION, session):
@@ -79,27 +82,83 @@ async def chat_socket(ws: WebSocket) -> None:
     if chat is None:
         await ws.close(code=1013, reason="chat not started")
         return
-    try:
-        while True:
-            raw = await ws.receive_text()
-            if len(raw.encode()) > MAX_FRAME:
-                await ws.send_json({"type": "error", "message": "消息太长了，请分几次发送。"})
-                continue
-            try:
-                data = json.loads(raw)
-                body = ChatIn(session=session, text=data["text"], client_id=data.get("client_id"))
-            except (ValueError, TypeError, KeyError):  # pydantic's ValidationError is a ValueError
-                await ws.send_json({"type": "error", "message": "消息格式不对，请刷新页面后重试。"})
-                continue
-            await ws.send_json({"type": "typing"})
-            try:
-                reply = await chat.handle("web", session, body.text, body.client_id)
-            except BanshiError as exc:
-                await ws.send_json({"type": "error", "message": exc.message})
-                continue
-            await ws.send_json({"type": "reply", "client_id": body.client_id, **reply_body(reply)})
-    except WebSocketDisconnect:
-        return
+    conv_id = await asyncio.to_thread(chat.conversation_for, "web", session)
+    # ?after=<id of the last message the page has>: what came since is sent at once
+    after = ws.query_params.get("after", "")
+    seen = int(after) if after.isdigit() else await asyncio.to_thread(_last_pushable, chat, conv_id)
+    lock = asyncio.Lock()
+
+    async def send(data: dict[str, Any]) -> None:
+        async with lock:
+            await ws.send_json(data)
+
+    async def push(messages: list[dict[str, Any]]) -> None:
+        nonlocal seen
+        fresh = [m for m in messages if m["id"] > seen and m["author"] in PUSHED]
+        if fresh:
+            seen = max(m["id"] for m in fresh)
+            await send({"type": "push", "messages": fresh})
+
+    async with chat.bus.subscribe(topic(conv_id)) as queue:
+        if after.isdigit():
+            await push(await asyncio.to_thread(chat.messages, conv_id, seen, 50))
+        pusher = asyncio.create_task(_push_loop(chat, conv_id, queue, push, send))
+        try:
+            await _read_loop(ws, chat, session, send)
+        except (WebSocketDisconnect, RuntimeError):
+            return
+        finally:
+            pusher.cancel()
+
+
+PUSHED = ("agent", "system")  # bot replies go back as the answer to the resident's message
+CATCH_UP_S = 2.0
+
+
+def _last_pushable(chat: ChatService, conv_id: str) -> int:
+    rows = chat.messages(conv_id, 0, limit=1)
+    return rows[-1]["id"] if rows else 0
+
+
+async def _push_loop(
+    chat: ChatService,
+    conv_id: str,
+    queue: asyncio.Queue[dict[str, Any]],
+    push: Any,
+    send: Any,
+) -> None:
+    while True:
+        try:
+            event = await asyncio.wait_for(queue.get(), CATCH_UP_S)
+        except TimeoutError:
+            # quiet for a while: anything stored by another process since?
+            await push(await asyncio.to_thread(chat.messages, conv_id, 0, 50))
+            continue
+        if event.get("type") == "push":
+            await push(event["messages"])
+        else:
+            await send(event)
+
+
+async def _read_loop(ws: WebSocket, chat: ChatService, session: str, send: Any) -> None:
+    while True:
+        raw = await ws.receive_text()
+        if len(raw.encode()) > MAX_FRAME:
+            await send({"type": "error", "message": "消息太长了，请分几次发送。"})
+            continue
+        try:
+            data = json.loads(raw)
+            body = ChatIn(session=session, text=data["text"], client_id=data.get("client_id"))
+        except (ValueError, TypeError, KeyError):  # pydantic's ValidationError is a ValueError
+            await send({"type": "error", "message": "消息格式不对，请刷新页面后重试。"})
+            continue
+        await send({"type": "typing"})
+        try:
+            reply = await chat.handle("web", session, body.text, body.client_id)
+        except BanshiError as exc:
+            await send({"type": "error", "message": exc.message})
+            continue
+        await send({"type": "reply", "client_id": body.client_id, **reply_body(reply)})
 
 
 @router.post("/api/rasa/actions", include_in_schema=False)

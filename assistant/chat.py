@@ -5,9 +5,11 @@ down, the direct path answers from the knowledge base so residents are not faile
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime as dt
 import logging
 import secrets
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,13 +21,22 @@ from assistant import direct, replies
 from assistant.models import ChatMessage, Conversation
 from assistant.rasa_client import RasaClient, RasaDown
 from assistant.replies import message
-from assistant.skills import Deps
+from assistant.skills import CANCEL_WAIT, PHONE, RATINGS, Deps
+from banshi.bus import LocalBus
 
 log = logging.getLogger(__name__)
 
 EMPTY = "请输入您想咨询的问题，例如：“居住证怎么办？”"
 DUPLICATE_WAIT_S = 6.0
 TOO_FAST = "您发送得太快了，请稍等一分钟再发。"
+INBOX = "inbox"  # the agents' topic on the bus (ticket_bridge.live listens to it too)
+# Sends a text to a WeChat user (customer-service API); True when WeChat accepted it.
+WeChatSend = Callable[[str, str], Coroutine[Any, Any, bool]]
+
+
+def topic(conversation_id: str) -> str:
+    """The bus topic a resident's open widget listens to."""
+    return f"chat:{conversation_id}"
 
 
 @dataclass
@@ -39,10 +50,17 @@ class ChatReply:
 
 
 class ChatService:
-    def __init__(self, deps: Deps, rasa: RasaClient | None) -> None:
+    def __init__(self, deps: Deps, rasa: RasaClient | None, bus: LocalBus | None = None) -> None:
         self.deps = deps
         self.rasa = rasa
         self.rasa_ok: bool | None = None  # last seen state, for /healthz
+        self.bus = bus or LocalBus()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.wechat_send: WeChatSend | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop, wechat_send: WeChatSend | None) -> None:
+        """The running loop (threads hand WeChat sends to it) and the WeChat sender."""
+        self.loop, self.wechat_send = loop, wechat_send
 
     def welcome(self) -> list[dict[str, Any]]:
         """The greeting (with the centre's hours), e.g. for a new WeChat follower."""
@@ -66,8 +84,18 @@ class ChatService:
         inbound, duplicate = taken
         if duplicate:
             return ChatReply(conv_id, await self._wait_answer(inbound), duplicate=True)
+        if await asyncio.to_thread(self._leaves_queue, conv_id, text):
+            left = [message("已为您取消排队，智能助手继续为您服务。需要时可以再说“转人工”。")]
+            await asyncio.to_thread(self._store_out, conv_id, inbound, left)
+            return ChatReply(conv_id, left)
         if await asyncio.to_thread(self._held_by_person, conv_id):
-            return ChatReply(conv_id, [])  # an agent has it (ticket bridge): the bot is silent
+            # a person has it (ticket bridge): the bot is silent, the agents hear of it
+            self.bus.publish(INBOX, {"type": "message", "conversation_id": conv_id})
+            return ChatReply(conv_id, [])
+        after = await asyncio.to_thread(self._after_ticket, conv_id, text)
+        if after is not None:
+            await asyncio.to_thread(self._store_out, conv_id, inbound, after)
+            return ChatReply(conv_id, after)
         degraded = False
         try:
             if self.rasa is None:
@@ -180,6 +208,103 @@ class ChatService:
                     )
                 )
 
+    def _leaves_queue(self, conv_id: str, text: str) -> bool:
+        """ "取消" while waiting for a person (not once one is talking with them)."""
+        if self.deps.bridge is None or text.strip("。！!.～~ ") not in CANCEL_WAIT:
+            return False
+        with self.deps.db.session() as s:
+            conv = s.get(Conversation, conv_id)
+            if conv is None or conv.state != "waiting":
+                return False
+        return self.deps.bridge.cancel_wait(conv_id)
+
+    def _after_ticket(self, conv_id: str, text: str) -> list[dict[str, Any]] | None:
+        """Replies the ticket bridge gives without the bot: a rating word for a closed
+        ticket (回访), or a phone number left for an out-of-hours ticket."""
+        bridge = self.deps.bridge
+        if bridge is None:
+            return None
+        if text in RATINGS:
+            said = bridge.rate_from_chat(conv_id, text)
+            return [message(said)] if said else None
+        found = PHONE.search(text)
+        if found and len(text) - len(found.group()) <= 12:
+            number = bridge.attach_phone(conv_id, found.group())
+            if number:
+                return [message(f"已记下您的手机号，工作人员办理受理号{number}时会联系您。")]
+        return None
+
+    # -- for the ticket bridge: people writing to residents (ticket_bridge.live.Channels) --
+    def channel_of(self, conversation_id: str) -> str | None:
+        with self.deps.db.session() as s:
+            conv = s.get(Conversation, conversation_id)
+            return conv.channel if conv else None
+
+    def set_state(self, conversation_id: str, state: str) -> None:
+        with self.deps.db.session() as s:
+            conv = s.get(Conversation, conversation_id)
+            if conv is not None:
+                conv.state = state
+                conv.pending_question, conv.misses = None, 0
+
+    def transcript(self, conversation_id: str) -> list[dict[str, Any]]:
+        """What was said, for a ticket's record (buttons left out)."""
+        return [
+            {"author": m["author"], "text": m["text"], "at": m["at"]}
+            for m in self.messages(conversation_id, 0, limit=500)
+        ]
+
+    def messages(
+        self, conversation_id: str, after: int = 0, limit: int = 200
+    ) -> list[dict[str, Any]]:
+        with self.deps.db.session() as s:
+            rows = s.scalars(
+                select(ChatMessage)
+                .where(ChatMessage.conversation_id == conversation_id, ChatMessage.id > after)
+                .order_by(ChatMessage.id.desc())
+                .limit(limit)
+            ).all()
+            return [_with_meta(r) for r in reversed(rows)]
+
+    def post(
+        self, conversation_id: str, author: str, messages: list[dict[str, Any]]
+    ) -> concurrent.futures.Future[bool] | None:
+        """Store messages from a person (or the system) and push them to the resident: live
+        to an open widget, through the customer-service API to WeChat. For WeChat the future
+        says whether WeChat took it."""
+        with self.deps.db.session() as s:
+            conv = s.get(Conversation, conversation_id)
+            if conv is None:
+                return None
+            rows = [
+                ChatMessage(
+                    conversation_id=conversation_id,
+                    direction="out",
+                    author=author,
+                    text=m["text"],
+                    payload={"buttons": m.get("buttons") or [], "links": m.get("links") or []},
+                )
+                for m in messages
+            ]
+            s.add_all(rows)
+            s.flush()
+            pushed = [_with_meta(r) for r in rows]
+            channel, user_key = conv.channel, conv.user_key
+        self.bus.publish(topic(conversation_id), {"type": "push", "messages": pushed})
+        if channel == "wechat" and self.wechat_send and self.loop:
+            from assistant.wechat import render_text
+
+            text = render_text(messages, self.deps.settings.public_url)
+            return asyncio.run_coroutine_threadsafe(self.wechat_send(user_key, text), self.loop)
+        return None
+
+    def notify(self, conversation_id: str, event: dict[str, Any]) -> None:
+        """A passing event for the resident's widget (their place in the queue): not stored."""
+        self.bus.publish(topic(conversation_id), event)
+
+    def conversation_for(self, channel: str, user_key: str) -> str:
+        return self._conversation(channel, user_key)
+
     def history(self, channel: str, user_key: str, limit: int = 100) -> list[dict[str, Any]]:
         """The conversation as the resident saw it, oldest first."""
         with self.deps.db.session() as s:
@@ -192,10 +317,7 @@ class ChatService:
                 .order_by(ChatMessage.id.desc())
                 .limit(limit)
             ).all()
-            return [
-                {**_as_message(r), "author": r.author, "at": r.created_at.isoformat()}
-                for r in reversed(rows)
-            ]
+            return [_with_meta(r) for r in reversed(rows)]
 
 
 def _conversation_of(s: Session, channel: str, user_key: str) -> str | None:
@@ -212,6 +334,11 @@ def _message_with(s: Session, conv_id: str, external_id: str) -> int | None:
             ChatMessage.conversation_id == conv_id, ChatMessage.external_id == external_id
         )
     )
+
+
+def _with_meta(row: ChatMessage) -> dict[str, Any]:
+    at = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=dt.UTC)
+    return {**_as_message(row), "id": row.id, "author": row.author, "at": at.isoformat()}
 
 
 def _as_message(row: ChatMessage) -> dict[str, Any]:

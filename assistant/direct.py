@@ -19,6 +19,8 @@ HUMAN = re.compile(r"转人工|人工客服|人工服务|找真人|真人|工作
 COMPLAINT = re.compile(r"(我要|我想|我得|我必须|要)(投诉|举报)|投诉你们|举报你们")
 ABOUT = re.compile(r"怎么|如何|哪里|在哪|进度|电话|渠道|多久|流程|吗[？?]?$")
 SUGGESTION = re.compile(r"^(我)?(有个|提个|提一个)?建议")
+# About one's own ticket ("我的投诉办得怎么样了"), not how progress is checked in general.
+PROGRESS = re.compile(r"我的(工单|投诉|求助|受理号)|^(查询?|查一下)(工单|受理号|进度)")
 
 
 def respond(deps: Deps, conv_id: str, text: str) -> list[dict[str, Any]]:
@@ -38,6 +40,8 @@ def respond(deps: Deps, conv_id: str, text: str) -> list[dict[str, Any]]:
         return skills.record_handoff(deps, conv_id, "request", text)
     if SUGGESTION.match(text):
         return skills.record_handoff(deps, conv_id, "suggestion", text)
+    if skills.TICKET_NUMBER.search(text) or PROGRESS.search(text):
+        return skills.ticket_status(deps, conv_id, text, None)
     return _answer(deps, conv_id, text, item, None, misses)
 
 

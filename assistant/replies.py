@@ -99,6 +99,35 @@ def handoff_message(
     return message(text + f"\n紧急情况请拨打{hotline}热线。")
 
 
+def escalation_message(outcome: dict[str, Any], reason: str, hotline: str) -> dict[str, Any]:
+    """Told when the ticket bridge has taken a request: a place in the queue, a person
+    already there, or (out of hours, suggestions) a ticket with its 受理号."""
+    what = {"complaint": "您的投诉", "suggestion": "您的建议"}.get(reason, "您的转人工请求")
+    kind = outcome.get("kind")
+    if kind == "ticket":
+        number = outcome["number"]
+        text = f"{what}已登记，受理号{number}，请记下以便查询进度。"
+        if reason == "suggestion":
+            text = "感谢您的建议！" + text + "我们会认真研究改进。"
+        else:
+            text += (
+                f"现在是非工作时间，工作人员{outcome['callback']}上班后会按对话记录处理并联系您。"
+            )
+        if not outcome.get("has_phone"):
+            text += "如需回电，请直接发送您的手机号码。"
+        return message(text)
+    if kind == "active":
+        return message("已为您接通工作人员，请直接留言，对话记录已一并转给工作人员。")
+    ahead = int(outcome.get("ahead") or 0)
+    place = f"您前面还有{ahead}位，" if ahead else "您是下一位，"
+    busy = "" if outcome.get("agents_online") else "工作人员暂时都在忙，"
+    return message(
+        f"{what}已记录，正在为您转接工作人员。{busy}{place}请稍候。"
+        "对话记录会一并转给工作人员，您不用再说一遍。不想等了可以发送“取消”。"
+        f"\n紧急情况请拨打{hotline}热线。"
+    )
+
+
 def greeting_message(catalog: Catalog, calendar: WorkCalendar, now: dt.datetime) -> dict[str, Any]:
     centre = catalog.centre
     hours = (centre.get("hours") or {}).get("weekdays", "")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
@@ -20,6 +20,38 @@ from knowledge_base.service import KnowledgeBase, KnowledgeBaseNotReady
 
 MISSES_BEFORE_OFFER = 2  # asked back twice in a row: offer a person
 PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+TICKET_NUMBER = re.compile(r"(?<!\d)\d{8}(?!\d)")
+LAST4 = re.compile(r"(?<!\d)\d{4}(?!\d)")
+RATINGS = ("非常满意", "满意", "不满意")  # 回访 answers (ticket_bridge.lifecycle.RATINGS)
+# a message that only asks for a person (its words say nothing of the matter)
+ASKS_FOR_PERSON = re.compile(
+    r"/request_human|/affirm|(我要|我想|请|帮我|给我)?(转|找|接)?(人工|人工客服|真人|客服|工作人员)(服务)?(吧|呢)?"
+)
+COURTESY = re.compile(r"(好的?|嗯+|谢谢|多谢|是的?|对的?|不用了?|没有了?|行|可以)+[啊呀吧的了]*")
+CANCEL_WAIT = ("取消", "取消排队", "不排了", "不用了", "算了", "不等了")
+
+
+class Bridge(Protocol):
+    """What the chat asks of the ticket bridge (ticket_bridge.live.LiveDesk)."""
+
+    def escalate(
+        self,
+        conversation_id: str,
+        reason: str,
+        summary: str,
+        phone: str = "",
+        item_id: str | None = None,
+    ) -> dict[str, Any]: ...
+
+    def status_for_chat(
+        self, conversation_id: str, number: str | None, last4: str | None
+    ) -> dict[str, Any]: ...
+
+    def rate_from_chat(self, conversation_id: str, rating: str) -> str | None: ...
+
+    def attach_phone(self, conversation_id: str, phone: str) -> str | None: ...
+
+    def cancel_wait(self, conversation_id: str) -> bool: ...
 
 
 @dataclass
@@ -30,6 +62,7 @@ class Deps:
     db: Database
     kb: KnowledgeBase
     calendar: WorkCalendar
+    bridge: Bridge | None = None  # the ticket bridge, set when the app composes the parts
 
     @property
     def hotline(self) -> str:
@@ -76,12 +109,21 @@ def answer(
 
 
 def record_handoff(
-    deps: Deps, conversation_id: str, reason: str, summary: str, phone: str = ""
+    deps: Deps,
+    conversation_id: str,
+    reason: str,
+    summary: str,
+    phone: str = "",
+    item_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Store the request (the transcript is already in chat_messages) and tell the resident."""
+    """Record the request (the transcript is already in chat_messages), hand it to the
+    ticket bridge (queue or ticket) and tell the resident what happens next."""
     now = deps.now()
     if not phone:
         phone = _phone_in_transcript(deps, conversation_id)
+    if ASKS_FOR_PERSON.fullmatch(summary.strip(" 。！!？?~～")):
+        # "转人工" says nothing of the matter: show the agent what the resident asked
+        summary = _last_question(deps, conversation_id) or summary
     with deps.db.session() as s:
         conv = s.get(Conversation, conversation_id)
         if conv is None:
@@ -90,18 +132,27 @@ def record_handoff(
             s.flush()
         else:
             conv.pending_question = None  # the offer is taken
-        s.add(
-            Handoff(
-                conversation_id=conversation_id,
-                reason=reason,
-                summary=summary[:500],
-                phone=phone,
-                in_hours=deps.calendar.is_open(now),
-            )
+            item_id = item_id or conv.item_id
+        handoff = Handoff(
+            conversation_id=conversation_id,
+            reason=reason,
+            summary=summary[:500],
+            phone=phone,
+            in_hours=deps.calendar.is_open(now),
         )
-    if reason == "suggestion":
-        return [replies.message("感谢您的建议！已记录并转交中心相关部门，我们会认真研究改进。")]
-    return [replies.handoff_message(deps.calendar, now, reason, deps.hotline)]
+        s.add(handoff)
+        s.flush()
+        handoff_id = handoff.id
+    if deps.bridge is None:  # the chat alone (tests of this part): recorded, nothing more
+        if reason == "suggestion":
+            return [replies.message("感谢您的建议！已记录并转交中心相关部门，我们会认真研究改进。")]
+        return [replies.handoff_message(deps.calendar, now, reason, deps.hotline)]
+    outcome = deps.bridge.escalate(conversation_id, reason, summary, phone, item_id)
+    with deps.db.session() as s:
+        row = s.get(Handoff, handoff_id)
+        if row is not None:
+            row.status = "ticket" if outcome.get("kind") == "ticket" else "queued"
+    return [replies.escalation_message(outcome, reason, deps.hotline)]
 
 
 def remember(deps: Deps, conversation_id: str, outcome: AnswerOutcome) -> None:
@@ -148,26 +199,74 @@ def queue_status(deps: Deps) -> list[dict[str, Any]]:
     ]
 
 
-def ticket_status(deps: Deps, number: str | None) -> list[dict[str, Any]]:
-    ask = f"受理号{number}" if number else "您的受理号"
-    return [
-        replies.message(
-            f"查询{ask}的办理进度：请拨打{deps.hotline}热线，报受理号和登记时留的手机号后四位。"
-            "网上自助查询即将开通。",
-            [replies.HUMAN],
+def ticket_status(
+    deps: Deps, conversation_id: str, text: str, number: str | None
+) -> list[dict[str, Any]]:
+    """进度查询 by 受理号: a ticket of this conversation at once; any other with the last
+    four digits of the phone left with it."""
+    found = TICKET_NUMBER.search(text)
+    number = number if number and TICKET_NUMBER.fullmatch(number) else None
+    number = number or (found.group() if found else None)
+    rest = TICKET_NUMBER.sub(" ", text)
+    last4 = LAST4.search(rest)
+    example = "请发送受理号和登记手机号的后四位，例如：12345678 5678"
+    if deps.bridge is None:
+        return [
+            replies.message(
+                f"查询工单办理进度：请拨打{deps.hotline}热线，报受理号和登记时留的手机号后四位。",
+                [replies.HUMAN],
+            )
+        ]
+    result = deps.bridge.status_for_chat(conversation_id, number, last4.group() if last4 else None)
+    if result.get("found"):
+        text = f"受理号{result['number']}：{result['status_label']}。"
+        if result.get("can_rate"):
+            text += "您对办理结果满意吗？"
+            buttons = [{"title": r, "payload": r} for r in RATINGS]
+            return [replies.message(text, buttons)]
+        return [replies.message(text)]
+    need = result.get("need")
+    if need == "valid_number":
+        return [replies.message("受理号是8位数字，好像有一位不对，请核对后再发。")]
+    if need == "match":
+        return [replies.message("没有找到这个受理号，或手机号后四位不对。请核对后再试。")]
+    return [replies.message(f"查询工单办理进度：{example}。")]
+
+
+def _recent_words(deps: Deps, conversation_id: str, limit: int = 20) -> list[str]:
+    """The resident's latest messages, newest first."""
+    with deps.db.session() as s:
+        return list(
+            s.scalars(
+                select(ChatMessage.text)
+                .where(
+                    ChatMessage.conversation_id == conversation_id, ChatMessage.direction == "in"
+                )
+                .order_by(ChatMessage.id.desc())
+                .limit(limit)
+            ).all()
         )
-    ]
+
+
+def _last_question(deps: Deps, conversation_id: str) -> str:
+    """The resident's latest message that is about the matter (not a request for a
+    person, a button payload or a yes/no)."""
+    for text in _recent_words(deps, conversation_id):
+        t = text.strip()
+        bare = t.strip(" 。！!？?~～，,")
+        if (
+            len(bare) >= 4
+            and not t.startswith("/")
+            and not ASKS_FOR_PERSON.fullmatch(bare)
+            and not COURTESY.fullmatch(bare)
+            and not PHONE.search(t)
+        ):
+            return t
+    return ""
 
 
 def _phone_in_transcript(deps: Deps, conversation_id: str) -> str:
-    with deps.db.session() as s:
-        texts = s.scalars(
-            select(ChatMessage.text)
-            .where(ChatMessage.conversation_id == conversation_id, ChatMessage.direction == "in")
-            .order_by(ChatMessage.id.desc())
-            .limit(20)
-        ).all()
-    for text in texts:
+    for text in _recent_words(deps, conversation_id):
         found = PHONE.search(text)
         if found:
             return found.group()

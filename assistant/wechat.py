@@ -43,6 +43,7 @@ TEXT_LIMIT_BYTES = 2048  # WeChat's limit for the content of a text message
 ELLIPSIS = "…"
 HUMAN_HINT = "回复“转人工”联系工作人员"
 ASK_NEXT = "您可以接着问："
+RATINGS = ("非常满意", "满意", "不满意")  # 回访 buttons: replies, not questions
 TYPE_ONE = "您可以直接回复："
 _BLOCK = 32  # WeChat pads to 32 bytes, not to AES's 16
 _INVALID_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -215,8 +216,9 @@ def render_text(messages: list[dict[str, Any]], public_url: str = "") -> str:
                 human = True
             elif not title:
                 continue
-            elif str(b.get("payload") or "").startswith("/"):
-                options.append(title)  # an intent payload cannot be typed; its title can
+            elif str(b.get("payload") or "").startswith("/") or title in RATINGS:
+                # an intent payload cannot be typed, its title can; a rating is an answer
+                options.append(title)
             else:
                 questions.append(title)
         if questions:

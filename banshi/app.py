@@ -29,6 +29,9 @@ def create_app(settings: Settings | None = None, kb: Any = None) -> FastAPI:
     from knowledge_base.api import router as kb_router
     from knowledge_base.service import KnowledgeBase
     from knowledge_base.web import router as kb_pages
+    from ticket_bridge.api import router as bridge_router
+    from ticket_bridge.inbound import router as inbound_router
+    from ticket_bridge.pages import router as bridge_pages
 
     settings = settings or get_settings()
     db = Database(settings.resolved_database_url)
@@ -54,7 +57,9 @@ def create_app(settings: Settings | None = None, kb: Any = None) -> FastAPI:
                 # Serve anyway: /healthz says what is wrong, answers say "not ready".
                 log.exception("knowledge base failed to start")
         rasa = start_chat(app, settings, db, knowledge, health)
+        background = start_bridge(app, settings, db, knowledge, health)
         yield
+        await background.stop()
         await rasa.close()
         db.dispose()
 
@@ -69,6 +74,9 @@ def create_app(settings: Settings | None = None, kb: Any = None) -> FastAPI:
     app.include_router(chat_router)
     app.include_router(chat_pages)
     app.include_router(wechat_router)
+    app.include_router(bridge_router)
+    app.include_router(inbound_router)
+    app.include_router(bridge_pages)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> JSONResponse:
@@ -88,9 +96,13 @@ def start_chat(
     from assistant.skills import Deps
     from banshi.workcal import WorkCalendar
 
-    calendar = WorkCalendar.from_config(kb.catalog.centre.get("opening"))
+    # the chat's calendar says when people answer; tickets keep the centre's working hours
+    centre = WorkCalendar.from_config(kb.catalog.centre.get("opening"))
+    calendar = WorkCalendar.always(str(centre.tz)) if settings.agent_hours == "always" else centre
     deps = Deps(settings=settings, db=db, kb=kb, calendar=calendar)
+    app.state.work_calendar = centre
     rasa = RasaClient(settings.rasa_url, settings.rasa_timeout_s)
+    app.state.deps = deps
     app.state.chat = ChatService(deps, rasa)
     app.state.actions = make_executor(deps)
 
@@ -104,3 +116,38 @@ def start_chat(
 
     health.register("rasa", rasa_check)
     return rasa
+
+
+def start_bridge(
+    app: FastAPI, settings: Settings, db: Database, kb: Any, health: HealthRegistry
+) -> Any:
+    """The ticket bridge on the chat: tickets, the live queue, and its background work."""
+    import asyncio
+
+    from assistant.wechat_api import customer_service
+    from ticket_bridge.background import Background
+    from ticket_bridge.delivery import OutboxDelivery, targets_from
+    from ticket_bridge.live import LiveDesk
+    from ticket_bridge.tickets import Policy, TicketDesk
+
+    chat = app.state.chat
+    deps = app.state.deps
+    catalog = kb.catalog
+    targets = targets_from(settings)
+    policy = Policy.from_centre(catalog.centre, app.state.work_calendar, targets)
+    desk = TicketDesk(
+        db,
+        policy,
+        {code: d.name for code, d in catalog.departments.items()},
+        {item_id: item.department for item_id, item in catalog.items.items()},
+    )
+    live = LiveDesk(db, desk, deps.calendar, chat.bus, chat, hotline=deps.hotline)
+    deps.bridge = live
+    app.state.tickets = desk
+    app.state.live = live
+    wechat = customer_service(app, settings)
+    chat.bind(asyncio.get_running_loop(), wechat.send_text if wechat.configured else None)
+    background = Background(live, OutboxDelivery(db, targets) if targets else None)
+    background.start()
+    health.register("ticket_bridge", live.health)
+    return background

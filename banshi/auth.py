@@ -127,6 +127,14 @@ def read_token(token: str, secret: str) -> Principal:
     return Principal(str(data["sub"]), str(data["role"]))
 
 
+def csrf_token(session_token: str, secret: str) -> str:
+    """The CSRF token that goes with a session cookie: pages read it from the login reply and
+    send it in a header, which a page of another site cannot do."""
+    return hmac.new(secret.encode(), b"csrf:" + session_token.encode(), hashlib.sha256).hexdigest()[
+        :32
+    ]
+
+
 def require_rank(principal: Principal, role: str) -> None:
     if ROLE_RANK.get(principal.role, 0) < ROLE_RANK[role]:
         raise Forbidden("您没有执行此操作的权限。", f"requires role {role}")

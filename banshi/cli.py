@@ -145,9 +145,11 @@ def serve(ctx: Context, host: str | None, port: int | None, no_rasa: bool) -> No
 def _register_parts() -> None:
     from assistant.cli import rasa
     from knowledge_base.cli import kb
+    from ticket_bridge.cli import bridge
 
     main.add_command(kb)
     main.add_command(rasa)
+    main.add_command(bridge)
 
 
 _register_parts()

@@ -88,5 +88,6 @@ def all_models() -> MetaData:
     import assistant.models  # noqa: F401
     import banshi.auth  # noqa: F401
     import knowledge_base.models  # noqa: F401
+    import ticket_bridge.models  # noqa: F401
 
     return Base.metadata

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev-secret"}
 SAMPLE_KB_DIR = Path(__file__).resolve().parent.parent / "knowledge_base" / "sample"
+BRIDGE_NAME = re.compile(r"^[a-z0-9_-]{1,32}$")
+BRIDGE_SECRET_MIN = 16  # outside development and test
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BANSHI_", env_file=None, extra="ignore")
+    # hide_input_in_errors: a refused setting's message must not echo secrets into logs
+    model_config = SettingsConfigDict(
+        env_prefix="BANSHI_", env_file=None, extra="ignore", hide_input_in_errors=True
+    )
 
     env: Literal["development", "test", "production"] = "development"
     data_dir: Path = Path("data")
@@ -43,6 +50,10 @@ class Settings(BaseSettings):
     # Links in chat answers (guides); empty: relative links, fine for the web widget
     public_url: str = ""
 
+    # When people answer chats: "centre" (the opening hours in centre.yml; outside them a
+    # request for a person becomes a ticket) or "always" (a hotline staffed day and night)
+    agent_hours: Literal["centre", "always"] = "centre"
+
     # WeChat Official Account (公众号); an empty token leaves the webhook switched off
     wechat_token: str = ""
     wechat_app_id: str = ""
@@ -50,6 +61,12 @@ class Settings(BaseSettings):
     wechat_aes_key: str = ""  # 43 characters; set it to accept safe-mode (encrypted) messages
     wechat_api_base: str = "https://api.weixin.qq.com"
     wechat_reply_deadline_s: float = Field(default=4.0, gt=0, lt=5)  # WeChat waits 5 s
+
+    # Ticket bridge webhooks (JSON in the environment). Outgoing:
+    # [{"name": "city12345", "url": "https://…", "secret": "…"}]; incoming, source -> secret:
+    # {"city12345": "…"}. Both directions sign with HMAC-SHA256 (ticket_bridge/signing.py).
+    bridge_targets: list[dict[str, str]] = []
+    bridge_inbound_secrets: dict[str, str] = {}
 
     @property
     def resolved_database_url(self) -> str:
@@ -72,6 +89,41 @@ class Settings(BaseSettings):
                 "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _check_bridge(self) -> Settings:
+        strict = self.env not in ("development", "test")
+        seen: set[str] = set()
+        for i, target in enumerate(self.bridge_targets):
+            where = f"BANSHI_BRIDGE_TARGETS[{i}]"
+            if set(target) != {"name", "url", "secret"}:
+                raise ValueError(f"{where} must have exactly the keys name, url and secret")
+            name = target["name"]
+            _check_bridge_name(f"{where}.name", name)
+            if name in seen:
+                raise ValueError(f"{where}.name: {name!r} is given twice")
+            seen.add(name)
+            url = urlsplit(target["url"])
+            if url.scheme not in ("http", "https") or not url.hostname:
+                raise ValueError(f"{where}.url must be an http(s) URL, not {target['url']!r}")
+            _check_bridge_secret(f"{where}.secret", target["secret"], strict)
+        for source, secret in self.bridge_inbound_secrets.items():
+            _check_bridge_name(f"BANSHI_BRIDGE_INBOUND_SECRETS key {source!r}", source)
+            _check_bridge_secret(f"BANSHI_BRIDGE_INBOUND_SECRETS[{source!r}]", secret, strict)
+        return self
+
+
+def _check_bridge_name(where: str, name: str) -> None:
+    if not BRIDGE_NAME.fullmatch(name):
+        raise ValueError(f"{where}: {name!r} must match {BRIDGE_NAME.pattern}")
+
+
+def _check_bridge_secret(where: str, secret: str, strict: bool) -> None:
+    # never echo the secret itself into an error message (logs, CI output)
+    if not secret.strip():
+        raise ValueError(f"{where} must not be empty")
+    if strict and len(secret) < BRIDGE_SECRET_MIN:
+        raise ValueError(f"{where} must be at least {BRIDGE_SECRET_MIN} characters in production")
 
 
 @lru_cache

@@ -57,6 +57,12 @@ class WorkCalendar:
             workdays.update(_dates("opening.workdays", entry))
         return cls(tz, periods, frozenset(holidays), frozenset(workdays))
 
+    @classmethod
+    def always(cls, timezone: str = "Asia/Shanghai") -> WorkCalendar:
+        """Open every hour of every day (a hotline staffed day and night)."""
+        whole_day = (Period(dt.time(0, 0), dt.time.max),)
+        return cls(ZoneInfo(timezone), dict.fromkeys(range(7), whole_day))
+
     def now(self) -> dt.datetime:
         return dt.datetime.now(self.tz)
 
@@ -83,6 +89,37 @@ class WorkCalendar:
                 if start > local:
                     return start
         return None
+
+    def add_working_hours(self, start: dt.datetime, hours: float) -> dt.datetime:
+        """The moment ``hours`` of opening time after ``start`` (a ticket's due time)."""
+        left = dt.timedelta(hours=hours)
+        local = start.astimezone(self.tz)
+        for offset in range(366 * 2):
+            day = local.date() + dt.timedelta(days=offset)
+            for p in self.periods_on(day):
+                begin = max(dt.datetime.combine(day, p.start, self.tz), local)
+                end = dt.datetime.combine(day, p.end, self.tz)
+                if begin >= end:
+                    continue
+                if end - begin >= left:
+                    return begin + left
+                left -= end - begin
+        raise CalendarInvalid("opening: 两年内没有足够的工作时间，请检查 periods 与 holidays")
+
+    def working_hours_between(self, start: dt.datetime, end: dt.datetime) -> float:
+        """Opening hours from ``start`` to ``end`` (negative when ``end`` is earlier)."""
+        if end < start:
+            return -self.working_hours_between(end, start)
+        a, b = start.astimezone(self.tz), end.astimezone(self.tz)
+        total = dt.timedelta()
+        for offset in range((b.date() - a.date()).days + 1):
+            day = a.date() + dt.timedelta(days=offset)
+            for p in self.periods_on(day):
+                lo = max(dt.datetime.combine(day, p.start, self.tz), a)
+                hi = min(dt.datetime.combine(day, p.end, self.tz), b)
+                if hi > lo:
+                    total += hi - lo
+        return total.total_seconds() / 3600
 
     def describe_next(self, when: dt.datetime) -> str:
         """「明天（周一）上午9:00」-style words for the next opening, as residents say it."""

@@ -62,11 +62,18 @@ def current_rasa_model() -> Path | None:
 
 
 @contextmanager
-def served(with_rasa: bool = True, timeout_s: float = 300.0) -> Iterator[str]:
+def served(
+    with_rasa: bool = True,
+    timeout_s: float = 300.0,
+    extra_env: dict[str, str] | None = None,
+    data: Path | None = None,
+) -> Iterator[str]:
     """`banshi serve` (API + Rasa with the current model) on free ports and a throwaway
-    data directory; yields the base URL once the knowledge base and Rasa are ready."""
-    data = Path(tempfile.mkdtemp(prefix="bench-serve")) / "data"
+    data directory (or ``data``); yields the base URL once the knowledge base and Rasa are
+    ready. ``extra_env``: more BANSHI_* settings for the server."""
+    data = data or Path(tempfile.mkdtemp(prefix="bench-serve")) / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("BANSHI_")}
+    env.update(extra_env or {})
     port, rasa_port = _free_port(), _free_port()
     env.update({"BANSHI_DATA_DIR": str(data), "BANSHI_RASA_URL": f"http://127.0.0.1:{rasa_port}"})
     model = current_rasa_model() if with_rasa else None

@@ -1,4 +1,2 @@
-"""Escalation to people: tickets, live hand-off, agent inbox (issue #4). Not built yet.
-
-Staff accounts and roles already live in ``banshi.auth``.
-"""
+"""Ticket bridge: 12345-style tickets (受理号, lifecycle, SLA in working hours, 回访), the live
+hand-off of chats to agents, the agent inbox, and webhooks to outside systems."""

@@ -367,7 +367,7 @@ def test_greet_queue_and_ticket_status(domain: dict[str, Any], executor: ActionE
             [entity("ticket_number", "20260914")],
         ),
     )
-    assert ticket["responses"][0]["text"].startswith("查询受理号20260914的办理进度")
+    assert ticket["responses"][0]["text"].startswith("查询工单办理进度：请拨打12345热线")
     assert ticket["responses"][0]["buttons"] == [HUMAN]
 
 

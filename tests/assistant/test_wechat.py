@@ -7,19 +7,16 @@ from __future__ import annotations
 import ast
 import asyncio
 import base64
-import json
 import logging
-import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from fake_wechat import FakeWeChatApi, running_wechat_api
 from fastapi import FastAPI
 from support import TestClient, api_client, build_settings
 
@@ -134,65 +131,10 @@ class FakeChat:
         return [message(GREETING, [{"title": "居住证怎么办？", "payload": "居住证怎么办？"}])]
 
 
-class FakeWeChatApi:
-    """A tiny WeChat API on 127.0.0.1: hands out tokens in turn and answers sends with the
-    queued results (then ``ok``); records every request."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.tokens = ["TOKEN-1", "TOKEN-2", "TOKEN-3"]
-        self.send_results: list[dict[str, Any]] = []
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                url = urlsplit(self.path)
-                query = {k: v[0] for k, v in parse_qs(url.query).items()}
-                api.requests.append({"path": url.path, "query": query})
-                if url.path == "/cgi-bin/token":
-                    self._answer({"access_token": api.tokens.pop(0), "expires_in": 7200})
-                else:
-                    self._answer({"errcode": 40004, "errmsg": "unknown"})
-
-            def do_POST(self) -> None:
-                url = urlsplit(self.path)
-                query = {k: v[0] for k, v in parse_qs(url.query).items()}
-                length = int(self.headers.get("Content-Length", "0"))
-                body = json.loads(self.rfile.read(length) or b"{}")
-                api.requests.append({"path": url.path, "query": query, "json": body})
-                result = api.send_results.pop(0) if api.send_results else None
-                self._answer(result or {"errcode": 0, "errmsg": "ok"})
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def sends(self) -> list[dict[str, Any]]:
-        return [r for r in self.requests if r["path"] == "/cgi-bin/message/custom/send"]
-
-    def token_fetches(self) -> list[dict[str, Any]]:
-        return [r for r in self.requests if r["path"] == "/cgi-bin/token"]
-
-
 @pytest.fixture
 def wechat_api() -> Iterator[FakeWeChatApi]:
-    api = FakeWeChatApi()
-    api.thread.start()
-    yield api
-    api.server.shutdown()
-    api.server.server_close()
-    api.thread.join(timeout=5)
+    with running_wechat_api() as api:
+        yield api
 
 
 @pytest.fixture
@@ -808,3 +750,12 @@ def test_real_app_answers_and_takes_a_retry_once(hashing_kb: Any) -> None:
             headers=XML,
         )
         assert reply_fields(welcome.text)["Content"].startswith("您好，我是")
+
+
+def test_rating_buttons_become_replies_to_type() -> None:
+    rate = message("本次服务已结束，受理号12345678。请您对本次服务进行评价：")
+    rate["buttons"] = [{"title": r, "payload": r} for r in ("非常满意", "满意", "不满意")]
+    assert render_text([rate]) == (
+        "本次服务已结束，受理号12345678。请您对本次服务进行评价：\n"
+        "您可以直接回复：\n· 非常满意\n· 满意\n· 不满意"
+    )

@@ -37,6 +37,13 @@ def test_healthz_is_ok_with_the_calibrated_default_encoder(real_kb) -> None:
         "database": "ok",
         "knowledge_base": "ok",
         "rasa": "degraded",
+        "ticket_bridge": "ok",
+    }
+    assert body["checks"]["ticket_bridge"] == {
+        "status": "ok",
+        "waiting": 0,
+        "agents_online": 0,
+        "outbox_failed": 0,
     }
     assert body["checks"]["knowledge_base"]["encoder"] == "use-m3"
     assert body["checks"]["knowledge_base"]["calibrated"] is True

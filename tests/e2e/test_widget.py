@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from browser import needs_chromium
 from serving import serve
 
 if TYPE_CHECKING:
@@ -21,16 +22,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ANSWER_TIMEOUT_MS = 30_000
 SCREENSHOT = Path("/tmp/widget.png")
 
@@ -43,32 +34,20 @@ BOT = "#log .msg.bot:not(#intro):not(#typing)"
 @pytest.fixture(scope="module", autouse=True)
 def _needs_chromium() -> None:
     """Skip before the server is started for nothing."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: run scripts/browser-setup to install Chromium")
-    pytest.importorskip(
-        "playwright.sync_api", reason="the playwright package (dev extra) is not installed"
-    )
+    needs_chromium()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``banshi serve`` on a free loopback port; nothing listens at Rasa's address."""
     data_dir = tmp_path_factory.mktemp("widget") / "data"
-    with serve(data_dir, env={"BANSHI_RASA_TIMEOUT_S": "1"}) as served:
+    # people answer at any hour, so asking for one queues the chat whatever the time of day
+    env = {"BANSHI_RASA_TIMEOUT_S": "1", "BANSHI_AGENT_HOURS": "always"}
+    with serve(data_dir, env=env) as served:
         yield served.base
     assert "Traceback" not in served.log_path.read_text(errors="replace"), (
         "the server logged an error"
     )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
