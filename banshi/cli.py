@@ -144,12 +144,14 @@ def serve(ctx: Context, host: str | None, port: int | None, no_rasa: bool) -> No
 
 def _register_parts() -> None:
     from assistant.cli import rasa
+    from kiosk.cli import kiosk
     from knowledge_base.cli import kb
     from ticket_bridge.cli import bridge
 
     main.add_command(kb)
     main.add_command(rasa)
     main.add_command(bridge)
+    main.add_command(kiosk)
 
 
 _register_parts()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev-secret"}
@@ -67,6 +67,30 @@ class Settings(BaseSettings):
     # {"city12345": "…"}. Both directions sign with HMAC-SHA256 (ticket_bridge/signing.py).
     bridge_targets: list[dict[str, str]] = []
     bridge_inbound_secrets: dict[str, str] = {}
+
+    # Lobby kiosk ticket printer (kiosk/printing/connection.py): network://HOST[:9100],
+    # usb://0x0416:0x5011 (vendor:product), serial:///dev/ttyUSB0?baudrate=9600,
+    # file:///path/out.bin (each job's raw ESC/POS bytes appended to the file: captures
+    # output without a printer) or dummy:// (in memory, nothing printed). Options:
+    # ?timeout=SECONDS (default 3), ?status=off for a printer that cannot answer DLE EOT.
+    kiosk_printer: str = "dummy://"
+    kiosk_paper_mm: Literal[58, 80] = 80  # 58 mm: 32 columns (16 Chinese), 80 mm: 48 (24)
+
+    @field_validator("kiosk_printer")
+    @classmethod
+    def _check_kiosk_printer(cls, value: str) -> str:
+        from kiosk.printing.connection import parse_printer_url  # no escpos import
+
+        parse_printer_url(value)  # its ValueError names BANSHI_KIOSK_PRINTER
+        return value
+
+    @field_validator("kiosk_paper_mm", mode="before")
+    @classmethod
+    def _paper_from_env(cls, value: object) -> object:
+        # the environment says "58"; Literal[58, 80] alone would refuse the string
+        if str(value).strip() not in ("58", "80"):
+            raise ValueError(f"BANSHI_KIOSK_PAPER_MM must be 58 or 80, not {value!r}")
+        return int(str(value).strip())
 
     @property
     def resolved_database_url(self) -> str:
