@@ -54,6 +54,12 @@ class Bridge(Protocol):
     def cancel_wait(self, conversation_id: str) -> bool: ...
 
 
+class QueueInfo(Protocol):
+    """What the chat asks of the lobby's queue (kiosk.queue.engine.QueueDesk)."""
+
+    def waiting_for_item(self, item_id: str) -> dict[str, Any] | None: ...
+
+
 @dataclass
 class Deps:
     """What the assistant's skills need; made once per API process."""
@@ -63,6 +69,7 @@ class Deps:
     kb: KnowledgeBase
     calendar: WorkCalendar
     bridge: Bridge | None = None  # the ticket bridge, set when the app composes the parts
+    queue: QueueInfo | None = None  # the lobby's queue, likewise
 
     @property
     def hotline(self) -> str:
@@ -179,6 +186,13 @@ def take_number(deps: Deps, item_id: str | None) -> list[dict[str, Any]]:
     dept = catalog.departments.get(item.department) if item else None
     if item and dept:
         where = f"办理“{item.name}”请到{dept.zone}{dept.name}窗口，号码以{dept.prefix}开头。"
+        now = deps.queue.waiting_for_item(item.id) if deps.queue else None
+        if now is not None:  # the hall is open: how long it is today
+            where += (
+                f"现在{now['waiting']}人在排队，预计等候约{now['wait_minutes']}分钟。"
+                if now["waiting"]
+                else "现在不用排队。"
+            )
     else:
         where = "取号时在屏幕上选择您要办理的事项即可。"
     text = (

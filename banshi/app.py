@@ -26,6 +26,9 @@ def create_app(settings: Settings | None = None, kb: Any = None) -> FastAPI:
     from assistant.api import router as chat_router
     from assistant.pages import router as chat_pages
     from assistant.wechat_api import router as wechat_router
+    from kiosk.api import router as kiosk_router
+    from kiosk.display import router as display_router
+    from kiosk.pages import router as kiosk_pages
     from knowledge_base.api import router as kb_router
     from knowledge_base.service import KnowledgeBase
     from knowledge_base.web import router as kb_pages
@@ -58,6 +61,7 @@ def create_app(settings: Settings | None = None, kb: Any = None) -> FastAPI:
                 log.exception("knowledge base failed to start")
         rasa = start_chat(app, settings, db, knowledge, health)
         background = start_bridge(app, settings, db, knowledge, health)
+        start_kiosk(app, settings, db, knowledge, health)
         yield
         await background.stop()
         await rasa.close()
@@ -77,6 +81,9 @@ def create_app(settings: Settings | None = None, kb: Any = None) -> FastAPI:
     app.include_router(bridge_router)
     app.include_router(inbound_router)
     app.include_router(bridge_pages)
+    app.include_router(kiosk_router)
+    app.include_router(display_router)
+    app.include_router(kiosk_pages)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> JSONResponse:
@@ -151,3 +158,45 @@ def start_bridge(
     background.start()
     health.register("ticket_bridge", live.health)
     return background
+
+
+def start_kiosk(
+    app: FastAPI, settings: Settings, db: Database, kb: Any, health: HealthRegistry
+) -> None:
+    """The queue engine (queue.yml beside the catalogue) and the ticket printer."""
+    from kiosk.errors import QueueConfigInvalid
+    from kiosk.printing.connection import parse_printer_url
+    from kiosk.printing.ticket_printer import TicketPrinter
+    from kiosk.queue.config import QueueConfig
+    from kiosk.queue.engine import QueueDesk
+
+    catalog = kb.catalog
+    app.state.bus = app.state.chat.bus
+    try:
+        config = QueueConfig.load(
+            settings.kb_source_dir / "queue.yml", set(catalog.departments), set(catalog.items)
+        )
+    except QueueConfigInvalid as exc:
+        # serve the rest; the kiosk says the queue is not ready, /healthz says why
+        problem = exc.detail
+        log.error("queue not started: %s", problem)
+        health.register("queue", lambda: {"status": "degraded", "error": problem})
+        return
+    desk = QueueDesk(
+        db,
+        config,
+        app.state.work_calendar,
+        settings.secret_key,
+        bus=app.state.bus,
+        department_names={code: d.name for code, d in catalog.departments.items()},
+    )
+    app.state.queue = desk
+    app.state.call_board = desk
+    app.state.deps.queue = desk  # the chat tells how long the queue is
+    printer = TicketPrinter(
+        parse_printer_url(settings.kiosk_printer),
+        settings.kiosk_paper_mm,
+        str(catalog.centre.get("name", "")),
+    )
+    app.state.ticket_printer = printer
+    health.register("ticket_printer", lambda: app.state.ticket_printer.health())

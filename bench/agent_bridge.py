@@ -43,14 +43,14 @@ import tempfile
 import time
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext, suppress
+from collections.abc import Callable
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import percentile, served
+from _common import fresh_database, percentile, served
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
@@ -693,24 +693,6 @@ def make_agents(data: Path, database_url: str, count: int) -> None:
         for i in range(count):
             create_user(s, f"agent{i:03d}", PASSWORD, "agent")
     db.dispose()
-
-
-@contextmanager
-def fresh_database(url: str) -> Iterator[str]:
-    """A new database on the given PostgreSQL server, dropped afterwards."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    target = make_url(url)
-    name = f"agentbench_{secrets.token_hex(4)}"
-    admin = target.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield target.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -1,12 +1,11 @@
-"""Lobby kiosk (大厅取号机).
+"""Lobby kiosk (大厅): the queue and everything around it.
 
-Built so far: ESC/POS printing of queue tickets and field checklists (``kiosk.printing``:
-layout for 58/80 mm paper, Chinese in the printer's GB18030 mode, connections chosen by
-``BANSHI_KIOSK_PRINTER``, the printer's state checked before each job), the errors
-``KioskError`` / ``PrinterUnavailable`` (``kiosk.errors``) and ``banshi kiosk print-test``
-(``kiosk.cli``).
+- ``kiosk.queue``: queue.yml (services per department, quotas, rules), issuing numbers
+  (walk-in, appointment check-in), counters calling, estimates (``QueueDesk``).
+- ``kiosk.printing``: ESC/POS tickets and checklists, printer connections and state.
+- ``kiosk.display`` / ``kiosk.announce`` / ``kiosk.tts``: the hall display (SSE) and the
+  spoken calls (pyttsx3 + espeak-ng, cached).
+- ``kiosk.api`` / ``kiosk.pages``: HTTP for kiosks, phones and counters; the pages.
 
-Not built yet (issues #5 and #6): the queue engine, appointments, counters, the call
-display and the touchscreen UI. Departments, windows and number prefixes come from
-``knowledge_base/sample/centre.yml`` through ``knowledge_base.source.Catalog``.
+Form samples (样表) come with issue #6.
 """

@@ -19,7 +19,31 @@ if TYPE_CHECKING:
 
 @click.group()
 def kiosk() -> None:
-    """Lobby kiosk (大厅取号机): the ticket printer."""
+    """Lobby kiosk (大厅取号机): the queue's configuration and the ticket printer."""
+
+
+@kiosk.command("validate")
+@click.pass_context
+def validate(ctx: click.Context) -> None:
+    """Check queue.yml (beside catalog.yml) against the catalogue: services, windows, rules."""
+    from banshi.cli import Context
+    from kiosk.errors import QueueConfigInvalid
+    from kiosk.queue.config import QueueConfig
+    from knowledge_base.source import Catalog
+
+    source = ctx.ensure_object(Context).settings.kb_source_dir
+    catalog = Catalog.load(source)
+    try:
+        config = QueueConfig.load(
+            source / "queue.yml", set(catalog.departments), set(catalog.items)
+        )
+    except QueueConfigInvalid as exc:
+        raise click.ClickException(exc.detail) from exc
+    served = {i for s in config.services.values() for i in s.items}
+    click.echo(
+        f"queue.yml: {len(config.services)} services, {len(config.windows)} windows; "
+        f"{len(served)} of {len(catalog.items)} catalogue items have a queue"
+    )
 
 
 @kiosk.command("print-test")

@@ -19,3 +19,43 @@ class PrinterUnavailable(Unavailable, KioskError):
         super().__init__(message, f"printer {device}: {detail}", reason=reason)
         self.device = device  # e.g. "network 192.0.2.10:9100"
         self.reason = reason  # a PrinterStatus value: paper_out, cover_open, …
+
+
+class QueueConfigInvalid(KioskError):
+    """queue.yml is wrong: the file and the field are named; the service does not start on it."""
+
+    code = "queue_config_invalid"
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(
+            "取号配置有误，请联系管理员。", f"queue.yml {field}: {problem}", field=field
+        )
+
+
+class CannotIssue(KioskError):
+    """No number was issued (closed, over quota, bad ID, one already waiting…): ``message``
+    tells the resident why and what to do; ``reason`` is for statistics and the kiosk UI."""
+
+    status_code = 409
+    code = "cannot_issue"
+
+    def __init__(self, reason: str, message: str, detail: str = "", **fields: object) -> None:
+        super().__init__(message, detail or reason, reason=reason, **fields)
+        self.reason = reason
+
+
+class CounterError(KioskError):
+    """A counter action that cannot be done now (nobody waiting, not your window…)."""
+
+    status_code = 409
+    code = "counter_conflict"
+
+
+class SpeechUnavailable(Unavailable, KioskError):
+    """No announcement audio (espeak-ng or pyttsx3 missing, or the engine failed): the
+    display shows the call as text only."""
+
+    code = "speech_unavailable"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("语音播报暂不可用，请留意屏幕。", detail)

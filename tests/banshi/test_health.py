@@ -38,6 +38,7 @@ def test_healthz_is_ok_with_the_calibrated_default_encoder(real_kb) -> None:
         "knowledge_base": "ok",
         "rasa": "degraded",
         "ticket_bridge": "ok",
+        "ticket_printer": "ok",
     }
     assert body["checks"]["ticket_bridge"] == {
         "status": "ok",

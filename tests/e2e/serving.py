@@ -113,3 +113,23 @@ def serve(
 
 def tail(path: Path, chars: int = 4000) -> str:
     return path.read_text(errors="replace")[-chars:] if path.exists() else "(no log)"
+
+
+def add_user(
+    data_dir: Path, username: str, role: str, password: str, env: dict[str, str] | None = None
+) -> None:
+    """``banshi users add`` on a server's data directory (``env``: the server's other
+    BANSHI_* settings, e.g. its source directory)."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("BANSHI_")}
+    full.update(env or {})
+    full.update({"BANSHI_DATA_DIR": str(data_dir), "BANSHI_ENV": "development"})
+    done = subprocess.run(
+        [str(BANSHI), "users", "add", username, "--role", role, "--password-stdin"],
+        input=password + "\n",
+        text=True,
+        env=full,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr

@@ -11,16 +11,13 @@ whatever the time of day. Needs /usr/bin/chromium (``scripts/browser-setup``) an
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from browser import needs_chromium
-from serving import BANSHI, Served, serve
+from serving import Served, add_user, serve
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page, Route
@@ -40,30 +37,14 @@ def _needs_chromium() -> None:
     needs_chromium()
 
 
-def add_user(data_dir: Path, username: str, role: str) -> None:
-    """``banshi users add`` on the server's data directory (the same env as ``serve``)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BANSHI_")}
-    env.update({"BANSHI_DATA_DIR": str(data_dir), "BANSHI_ENV": "development"})
-    done = subprocess.run(
-        [str(BANSHI), "users", "add", username, "--role", role, "--password-stdin"],
-        input=PASSWORD[username] + "\n",
-        text=True,
-        env=env,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("inbox") / "data"
     env = {"BANSHI_RASA_TIMEOUT_S": "1", "BANSHI_AGENT_HOURS": "always"}
     served: Served
     with serve(data_dir, env=env) as served:
-        add_user(data_dir, AGENT, "agent")
-        add_user(data_dir, SUPERVISOR, "supervisor")
+        add_user(data_dir, AGENT, "agent", PASSWORD[AGENT])
+        add_user(data_dir, SUPERVISOR, "supervisor", PASSWORD[SUPERVISOR])
         yield served.base
     assert "Traceback" not in served.log_path.read_text(errors="replace"), (
         "the server logged an error"
