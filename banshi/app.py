@@ -3,6 +3,8 @@ reports health. Heavy parts (the knowledge base) load in the lifespan, not at im
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -61,8 +63,12 @@ def create_app(settings: Settings | None = None, kb: Any = None) -> FastAPI:
                 log.exception("knowledge base failed to start")
         rasa = start_chat(app, settings, db, knowledge, health)
         background = start_bridge(app, settings, db, knowledge, health)
-        start_kiosk(app, settings, db, knowledge, health)
+        lobby = start_kiosk(app, settings, db, knowledge, health)
         yield
+        if lobby is not None:
+            lobby.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lobby
         await background.stop()
         await rasa.close()
         db.dispose()
@@ -129,8 +135,6 @@ def start_bridge(
     app: FastAPI, settings: Settings, db: Database, kb: Any, health: HealthRegistry
 ) -> Any:
     """The ticket bridge on the chat: tickets, the live queue, and its background work."""
-    import asyncio
-
     from assistant.wechat_api import customer_service
     from ticket_bridge.background import Background
     from ticket_bridge.delivery import OutboxDelivery, targets_from
@@ -162,8 +166,9 @@ def start_bridge(
 
 def start_kiosk(
     app: FastAPI, settings: Settings, db: Database, kb: Any, health: HealthRegistry
-) -> None:
-    """The queue engine (queue.yml beside the catalogue) and the ticket printer."""
+) -> Any:
+    """The queue engine (queue.yml beside the catalogue), the ticket printer, and the task
+    that marks bookings nobody checked in for as no-shows (returned, to cancel at exit)."""
     from kiosk.errors import QueueConfigInvalid
     from kiosk.printing.connection import parse_printer_url
     from kiosk.printing.ticket_printer import TicketPrinter
@@ -181,7 +186,7 @@ def start_kiosk(
         problem = exc.detail
         log.error("queue not started: %s", problem)
         health.register("queue", lambda: {"status": "degraded", "error": problem})
-        return
+        return None
     desk = QueueDesk(
         db,
         config,
@@ -200,3 +205,13 @@ def start_kiosk(
     )
     app.state.ticket_printer = printer
     health.register("ticket_printer", lambda: app.state.ticket_printer.health())
+
+    async def mark_no_shows() -> None:
+        while True:
+            try:
+                await asyncio.to_thread(desk.mark_no_shows)
+            except Exception:  # the database may be restarting: try again next round
+                log.exception("marking appointment no-shows failed")
+            await asyncio.sleep(60)
+
+    return asyncio.create_task(mark_no_shows())

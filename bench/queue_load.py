@@ -8,11 +8,13 @@ Starts one real `banshi serve` (no Rasa) on a throwaway data directory, on a cop
 sample centre that is open around the clock (so the bench runs at any hour), SQLite unless
 --database-url names a PostgreSQL server (a fresh database is made on it and dropped).
 
-Each kiosk takes a number about every 0.2–1 s for a random service (with a fresh valid ID
-number where the service needs one; printed on the dummy printer, so the ESC/POS rendering
-is included). Each counter opens its window, calls the next number, "serves" it for
-0.3–1.5 s and finishes it (one in twenty is 过号 instead). One hall display follows the SSE
-stream of calls.
+Each kiosk takes a number every --kiosk-gap seconds (default 1–3 s: a resident at every
+kiosk without pause, ~10 numbers a second, ten times a busy district hall's peak; --stress
+is 0.2–1 s) for a random service, with a fresh valid ID number where the service needs one,
+printed on the dummy printer (so the ESC/POS rendering is included). Each counter opens its
+window, calls the next number, "serves" it for --service seconds (0.3–1.5 s) and finishes
+it (one in twenty is 过号 instead); with nobody waiting it presses 叫号 again after 0.3 s.
+One hall display follows the SSE stream of calls.
 
 Measured on this process's clock: issue (POST /api/kiosk/tickets), call (POST counter
 call), call → display (the call POST sent → the SSE event for it received). Verified at the
@@ -84,6 +86,9 @@ class Run:
         self.display_seen: dict[tuple[str, str], list[float]] = defaultdict(list)
         self.issued: list[str] = []
         self.stop = asyncio.Event()
+        self.opened = asyncio.Event()
+        self.open_count = 0
+        self.counters = 0
 
 
 def valid_id(rng: random.Random) -> str:
@@ -92,8 +97,12 @@ def valid_id(rng: random.Random) -> str:
     return body + check_digit(body)
 
 
-async def kiosk(client: httpx.AsyncClient, run: Run, services: list[Any], seed: int) -> None:
+async def kiosk(
+    client: httpx.AsyncClient, run: Run, services: list[Any], seed: int, gap: tuple[float, float]
+) -> None:
     rng = random.Random(seed)
+    await run.opened.wait()  # the counters are logged in (scrypt, on purpose slow) and open
+    await asyncio.sleep(rng.uniform(*gap))  # kiosks do not start in step
     while not run.stop.is_set():
         service = rng.choice(services)
         body: dict[str, Any] = {"service": service.code, "kiosk": f"k{seed}"}
@@ -102,16 +111,24 @@ async def kiosk(client: httpx.AsyncClient, run: Run, services: list[Any], seed: 
         t0 = time.perf_counter()
         r = await client.post("/api/kiosk/tickets", json=body)
         run.times["issue"].append((time.perf_counter() - t0) * 1000)
+
         if r.status_code == 200:
             run.issued.append(r.json()["number"])
         elif not (
             r.status_code == 409 and r.json()["error"]["fields"]["reason"] == "already_waiting"
         ):
             run.errors[f"issue {r.status_code}"] += 1
-        await asyncio.sleep(rng.uniform(0.2, 1.0))
+        await asyncio.sleep(rng.uniform(*gap))
 
 
-async def counter(client: httpx.AsyncClient, run: Run, window: str, clerk: str, seed: int) -> None:
+async def counter(
+    client: httpx.AsyncClient,
+    run: Run,
+    window: str,
+    clerk: str,
+    seed: int,
+    serve_s: tuple[float, float],
+) -> None:
     rng = random.Random(seed)
     r = await client.post("/api/auth/login", json={"username": clerk, "password": PASSWORD})
     headers = {"Authorization": f"Bearer {r.json()['token']}"}
@@ -123,6 +140,10 @@ async def counter(client: httpx.AsyncClient, run: Run, window: str, clerk: str, 
         return r
 
     await act("open")
+    run.open_count += 1
+    if run.open_count == run.counters:
+        run.opened.set()
+    await run.opened.wait()
     while not run.stop.is_set():
         sent = time.perf_counter()
         r = await act("call")
@@ -135,7 +156,7 @@ async def counter(client: httpx.AsyncClient, run: Run, window: str, clerk: str, 
             continue
         number = r.json()["ticket"]["number"]
         run.call_sent[(number, window)] = sent
-        await asyncio.sleep(rng.uniform(0.3, 1.5))
+        await asyncio.sleep(rng.uniform(*serve_s))
         r = await act("no_show" if rng.random() < 0.05 else "finish")
         if r.status_code != 200:
             run.errors[f"finish {r.status_code}"] += 1
@@ -156,6 +177,11 @@ async def display(base: str, run: Run) -> None:
                         if not event.get("recall"):
                             key = (event["number"], event["window"])
                             run.display_seen[key].append(time.perf_counter())
+
+
+def _pair(text: str) -> tuple[float, float]:
+    low, high = (float(x) for x in text.split(","))
+    return low, high
 
 
 def check_numbers(url: str) -> tuple[bool, str]:
@@ -180,7 +206,12 @@ def main() -> int:
     ap.add_argument("--counters", type=int, default=30)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--database-url", default="")
+    ap.add_argument("--kiosk-gap", default="1,3", help="seconds between a kiosk's numbers")
+    ap.add_argument("--service", default="0.3,1.5", help="seconds a counter serves")
+    ap.add_argument("--stress", action="store_true", help="--kiosk-gap 0.2,1")
     args = ap.parse_args()
+    if args.stress:
+        args.kiosk_gap = "0.2,1"
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-queue"))
     source = open_all_day(REPO / "knowledge_base" / "sample", tmp / "source")
@@ -201,12 +232,16 @@ def bench(
     url: str,
 ) -> int:
     make_clerks(url, len(windows))
+    gap = _pair(args.kiosk_gap)
+    serve_s = _pair(args.service)
     env = {"BANSHI_KB_SOURCE_DIR": str(source), "BANSHI_DATABASE_URL": url}
     run = Run()
+    run.counters = len(windows)
     with served(with_rasa=False, extra_env=env, data=data) as base:
         print(
             f"server {base} ({'PostgreSQL' if args.database_url else 'SQLite'}); "
-            f"{args.kiosks} kiosks, {len(windows)} counters, {args.seconds:.0f} s"
+            f"{args.kiosks} kiosks (a number every {args.kiosk_gap} s each), {len(windows)} "
+            f"counters (serving {args.service} s), {args.seconds:.0f} s"
         )
 
         async def go() -> None:
@@ -215,12 +250,13 @@ def bench(
                 shown = asyncio.create_task(display(base, run))
                 await asyncio.sleep(0.5)
                 tasks = [
-                    asyncio.create_task(kiosk(c, run, list(config.services.values()), i))
+                    asyncio.create_task(kiosk(c, run, list(config.services.values()), i, gap))
                     for i in range(args.kiosks)
                 ] + [
-                    asyncio.create_task(counter(c, run, w, f"clerk{i:02d}", 1000 + i))
+                    asyncio.create_task(counter(c, run, w, f"clerk{i:02d}", 1000 + i, serve_s))
                     for i, w in enumerate(windows)
                 ]
+                await run.opened.wait()
                 await asyncio.sleep(args.seconds)
                 run.stop.set()
                 await asyncio.gather(*tasks)

@@ -20,7 +20,7 @@ import hashlib
 import hmac
 import math
 import secrets
-from dataclasses import dataclass
+import time
 from typing import Any
 
 from sqlalchemy import case, func, select, update
@@ -56,11 +56,7 @@ STATUS = {
 }
 ELDERLY_AGE = 70
 RECENT_SERVICE_TIMES = 20  # finished tickets averaged for the estimate
-
-
-@dataclass(frozen=True)
-class Issued:
-    ticket: dict[str, Any]  # what the kiosk shows and prints
+PACE_TTL_S = 5.0  # how long a service's pace (time per ticket, open windows) is reused
 
 
 class QueueDesk:
@@ -80,6 +76,7 @@ class QueueDesk:
         self.bus = bus or LocalBus()
         self.department_names = department_names or {}
         self.clock = now_utc  # tests set a fixed moment
+        self._paces: dict[tuple[str, dt.date], tuple[float, float, int]] = {}
 
     # -- issuing ----------------------------------------------------------------------
     def issue(
@@ -920,6 +917,19 @@ class QueueDesk:
     def _estimate(self, s: Session, service: QueueService, ahead: int, day: dt.date) -> int:
         """Minutes until a number with ``ahead`` people before it is called: today's recent
         service times (or queue.yml's typical one) over the windows open for the service."""
+        if ahead == 0:
+            return 0
+        per_ticket, windows = self._pace(s, service, day)
+        return math.ceil(ahead * per_ticket / windows)
+
+    def _pace(self, s: Session, service: QueueService, day: dt.date) -> tuple[float, int]:
+        """(minutes a ticket takes, windows open) for the service, read at most every
+        PACE_TTL_S: every issued number and status page asks, and a few seconds' age
+        does not change an estimate in minutes."""
+        key = (service.code, day)
+        cached = self._paces.get(key)
+        if cached and cached[0] > time.monotonic():
+            return cached[1], cached[2]
         durations = s.execute(
             select(QueueTicket.started_at, QueueTicket.finished_at)
             .where(
@@ -943,7 +953,8 @@ class QueueDesk:
             or 0
         )
         windows = open_windows or len(service.windows)  # before anyone logs in: all of them
-        return math.ceil(ahead * per_ticket / windows)
+        self._paces[key] = (time.monotonic() + PACE_TTL_S, per_ticket, windows)
+        return per_ticket, windows
 
     def _view_of(self, ticket_id: int, now: dt.datetime | None = None) -> dict[str, Any]:
         """A ticket's view in a read-only session: computed after the write committed, so

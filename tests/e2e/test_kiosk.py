@@ -305,7 +305,7 @@ def test_without_paper_the_number_stays_on_screen_and_can_be_printed_again(
         context.close()
 
 
-def test_a_clerk_calls_the_number_and_the_residents_phone_shows_it(
+def test_a_clerk_calls_the_number_and_the_hall_and_the_residents_phone_show_it(
     server: str, browser: Browser
 ) -> None:
     from playwright.sync_api import expect
@@ -322,7 +322,10 @@ def test_a_clerk_calls_the_number_and_the_residents_phone_shows_it(
     phone_ctx = new_context(
         browser, 390, 844, device_scale_factor=2, is_mobile=True, has_touch=True
     )
+    hall_ctx = new_context(browser, 1920, 1080)
     try:
+        hall = hall_ctx.new_page()  # the hall display, through the real SSE stream
+        hall.goto(f"{server}/display")
         phone = phone_ctx.new_page()
         phone.goto(f"{server}/queue/{token}")
         expect(phone).to_have_title("排队进度")
@@ -344,6 +347,8 @@ def test_a_clerk_calls_the_number_and_the_residents_phone_shows_it(
         expect(clerk.locator("#c-status")).to_contain_text("已叫号")
         expect(clerk.locator("#c-kind")).to_contain_text("现场号")
         expect(clerk.locator("#banner")).to_contain_text("已叫号 C001")
+        expect(hall.locator("#latest-number")).to_contain_text("C001")
+        expect(hall.locator("#latest-window")).to_contain_text("B09")
 
         phone.get_by_role("button", name="刷新").tap()  # or wait for its 10 s refresh
         expect(phone.locator("#status")).to_contain_text("已叫号")
@@ -358,3 +363,4 @@ def test_a_clerk_calls_the_number_and_the_residents_phone_shows_it(
     finally:
         clerk_ctx.close()
         phone_ctx.close()
+        hall_ctx.close()
