@@ -271,3 +271,41 @@ def test_a_malformed_queue_file_is_refused_naming_the_field(tmp_path: Path) -> N
     with pytest.raises(QueueConfigInvalid) as yaml_error:
         QueueConfig.load(broken)
     assert yaml_error.value.message == "取号配置有误，请联系管理员。"
+
+
+def issue_in_a_process(url: str, kiosk: int, count: int, start_at: float) -> list[str]:
+    """One API process's worth of kiosks: its own engine and connection pool, starting at
+    the same wall-clock moment as the others (spawned processes take a while to start)."""
+    import time
+
+    database = Database(url)
+    try:
+        desk = make_desk(database)
+        time.sleep(max(0.0, start_at - time.time()))
+        return [desk.issue("J", kiosk=f"p{kiosk}", now=at("10:00"))["number"] for _ in range(count)]
+    finally:
+        database.dispose()
+
+
+def issue_from_processes(url: str) -> list[str]:
+    import multiprocessing
+    import time
+
+    start_at = time.time() + 5  # after the three have imported the engine
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        parts = pool.starmap(issue_in_a_process, [(url, k, 15, start_at) for k in range(3)])
+    return [n for part in parts for n in part]
+
+
+def test_three_processes_issue_consecutive_numbers(db: Database) -> None:
+    numbers = issue_from_processes(db.url)
+    assert sorted(numbers) == [f"J{i:03d}" for i in range(1, 46)]
+
+
+@pytest.mark.postgres
+def test_three_processes_issue_consecutive_numbers_on_postgresql(pg_url: str) -> None:
+    database = Database(pg_url)
+    database.upgrade()
+    database.dispose()
+    numbers = issue_from_processes(pg_url)
+    assert sorted(numbers) == [f"J{i:03d}" for i in range(1, 46)]
