@@ -18,6 +18,7 @@ from banshi.auth_api import router as auth_router
 from banshi.db import Database
 from banshi.errors import install_handlers
 from banshi.health import HealthRegistry
+from banshi.pages import router as staff_pages
 from banshi.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None, kb: Any = None) -> FastAPI:
     app.state.health = health
     install_handlers(app)
     app.include_router(auth_router)
+    app.include_router(staff_pages)
     app.include_router(kb_router)
     app.include_router(kb_pages)
     app.include_router(chat_router)
