@@ -718,19 +718,18 @@ class QueueDesk:
             ticket.status, ticket.finished_at, ticket.open_key = "transferred", now, None
             ticket.started_at = ticket.started_at or ticket.called_at or now
             self._free(s, window)
-            old = (ticket.number, ticket.issued_at, ticket.id_hash, ticket.id_masked)
-        number, issued_at, id_hash, id_masked = old
-        with self.db.session() as s:
+            # in the same transaction: if the new number is refused (the resident already
+            # holds one there), the old one stays at the window instead of being lost
             new = self._insert_ticket(
                 s,
                 target,
                 self.local_day(now),
                 "transfer",
                 now,
-                id_hash=id_hash,
-                id_masked=id_masked,
-                queued_at=issued_at,
-                transferred_from=number,
+                id_hash=ticket.id_hash,
+                id_masked=ticket.id_masked,
+                queued_at=ticket.issued_at,
+                transferred_from=ticket.number,
             )
             new_id = new.id
         return self._view_of(new_id, now)

@@ -204,3 +204,17 @@ def test_a_re_queued_number_goes_in_third_and_seventy_plus_is_recognised(db: Dat
     assert order == ["J002", "J003", "J001", "J004", "J005"]
     old = desk.issue("J", id_number=elderly("901"), now=at("09:20"))
     assert old["priority_group"] == "elderly"
+
+
+def test_a_refused_transfer_keeps_the_ticket_at_the_window(db: Database) -> None:
+    desk = make_desk(db)
+    person = id_number(serial="777")
+    desk.issue("B", id_number=person, now=at("09:00"))  # already queued for 社会保险
+    mine = desk.issue("A", id_number=person, now=at("09:01"))
+    desk.open_counter("A01", "li")
+    desk.call_next("A01", "li", now=at("09:05"))
+    with pytest.raises(CannotIssue) as refused:
+        desk.transfer("A01", "li", "B", now=at("09:06"))
+    assert refused.value.reason == "already_waiting"
+    assert desk.status(mine["token"])["status_label"] == "已叫号，请到窗口"
+    assert desk.counter("A01")["ticket"]["number"] == mine["number"]
