@@ -84,15 +84,10 @@ def print_test(ctx: click.Context, paper: str | None) -> None:
 
 def sample_ticket(settings: Settings) -> QueueTicketPrint:
     """A ticket as the kiosk would print it, with the configured centre's name."""
-    import yaml
-
+    from kiosk.display import centre_name
     from kiosk.printing.ticket import QueueTicketPrint
 
-    try:
-        centre = yaml.safe_load((settings.kb_source_dir / "centre.yml").read_text("utf-8"))
-        name = str(centre["name"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
-        name = "政务服务中心"
+    name = centre_name(settings)
     base = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
     return QueueTicketPrint(
         centre_name=name,

@@ -36,6 +36,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 
 from banshi.deps import SettingsDep
 from banshi.errors import NotFound, Unavailable
+from banshi.pages import html_page
 from banshi.settings import Settings
 from kiosk.announce import display_text, spoken_text
 
@@ -116,15 +117,7 @@ class MemoryCallBoard:
 @router.get("/display", include_in_schema=False)
 def display_page(settings: SettingsDep) -> HTMLResponse:
     page = (PAGES / "display.html").read_text(encoding="utf-8")
-    return HTMLResponse(
-        page.replace("{{centre_name}}", escape(_centre_name(settings))),
-        headers={
-            "Cache-Control": "no-cache",
-            "X-Frame-Options": "DENY",
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "same-origin",
-        },
-    )
+    return html_page(page.replace("{{centre_name}}", escape(centre_name(settings))))
 
 
 @router.get("/api/kiosk/calls/recent", tags=["kiosk"])
@@ -297,7 +290,8 @@ def _speech(request: Request, settings: Settings) -> SpeechCache:
     return cache
 
 
-def _centre_name(settings: Settings) -> str:
+def centre_name(settings: Settings) -> str:
+    """The centre's name from centre.yml (also printed on the sample ticket)."""
     import yaml
 
     try:

@@ -21,14 +21,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from banshi.pages import html_page
+
 router = APIRouter(include_in_schema=False)
 PAGES = Path(__file__).resolve().parent / "pages"
-HEADERS = {
-    "Cache-Control": "no-cache",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-}
 
 
 @router.get("/kiosk")
@@ -55,7 +51,7 @@ def _page(name: str, request: Request) -> HTMLResponse:
         .replace("{{centre_name}}", escape(centre["name"]))
         .replace("{{centre_json}}", _script_json(centre))
     )
-    return HTMLResponse(html, headers=HEADERS)
+    return html_page(html)
 
 
 def _centre(request: Request) -> dict[str, Any]:

@@ -7,20 +7,14 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from banshi.pages import html_page
+
 router = APIRouter(include_in_schema=False)
 PAGES = Path(__file__).resolve().parent / "pages"
 
 
 def _page(name: str) -> HTMLResponse:
-    return HTMLResponse(
-        (PAGES / name).read_text(encoding="utf-8"),
-        headers={
-            "Cache-Control": "no-cache",
-            "X-Frame-Options": "DENY",
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "same-origin",
-        },
-    )
+    return html_page((PAGES / name).read_text(encoding="utf-8"))
 
 
 @router.get("/agent")
