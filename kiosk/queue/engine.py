@@ -109,7 +109,7 @@ class QueueDesk:
     ) -> dict[str, Any]:
         day = self.local_day(now)
         id_hash = idcard.fingerprint(number, self.secret) if number else None
-        open_key = f"{day.isoformat()}:{service.code}:{id_hash}" if id_hash else None
+        open_key = _open_key(day, service.code, id_hash)
         with self.db.session() as s:
             if open_key:
                 held = s.scalar(select(QueueTicket.number).where(QueueTicket.open_key == open_key))
@@ -159,7 +159,7 @@ class QueueDesk:
             id_hash=id_hash,
             id_masked=id_masked,
             status="waiting",
-            open_key=f"{day.isoformat()}:{service.code}:{id_hash}" if id_hash else None,
+            open_key=_open_key(day, service.code, id_hash),
             token=secrets.token_urlsafe(12),
             appointment_id=appointment_id,
             kiosk=kiosk[:32],
@@ -346,7 +346,7 @@ class QueueDesk:
                 id_masked=idcard.mask(number),
                 phone=phone[:20],
                 status="booked",
-                open_key=f"{day.isoformat()}:{service.code}:{id_hash}",
+                open_key=_open_key(day, service.code, id_hash),
             )
             s.add(appointment)
             try:
@@ -672,7 +672,7 @@ class QueueDesk:
             ticket.status, ticket.window = "waiting", None
             ticket.queued_at = self._requeue_time(s, ticket, now)
             if ticket.id_hash:
-                ticket.open_key = f"{ticket.day.isoformat()}:{ticket.service}:{ticket.id_hash}"
+                ticket.open_key = _open_key(ticket.day, ticket.service, ticket.id_hash)
             try:
                 with s.begin_nested():
                     s.flush()
@@ -1023,6 +1023,12 @@ def _already(service: QueueService, number: str | None) -> CannotIssue:
         "one unserved ticket per ID and service",
         number=number,
     )
+
+
+def _open_key(day: dt.date, service: str, id_hash: str | None) -> str | None:
+    """The unique key a person's unserved ticket (or open booking) holds for a service and
+    day; None without an ID (nothing to hold)."""
+    return f"{day.isoformat()}:{service}:{id_hash}" if id_hash else None
 
 
 def _rank() -> Any:
