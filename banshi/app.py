@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None, kb: Any = None) -> FastAPI:
     from assistant.wechat_api import router as wechat_router
     from kiosk.api import router as kiosk_router
     from kiosk.display import router as display_router
+    from kiosk.forms.api import router as forms_router
     from kiosk.pages import router as kiosk_pages
     from knowledge_base.api import router as kb_router
     from knowledge_base.service import KnowledgeBase
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, kb: Any = None) -> FastAPI:
         rasa = start_chat(app, settings, db, knowledge, health)
         background = start_bridge(app, settings, db, knowledge, health)
         lobby = start_kiosk(app, settings, db, knowledge, health)
+        start_forms(app, settings, db, knowledge, health)
         yield
         if lobby is not None:
             lobby.cancel()
@@ -91,6 +93,7 @@ def create_app(settings: Settings | None = None, kb: Any = None) -> FastAPI:
     app.include_router(bridge_pages)
     app.include_router(kiosk_router)
     app.include_router(display_router)
+    app.include_router(forms_router)
     app.include_router(kiosk_pages)
 
     @app.get("/healthz", tags=["ops"])
@@ -217,3 +220,29 @@ def start_kiosk(
             await asyncio.sleep(60)
 
     return asyncio.create_task(mark_no_shows())
+
+
+def start_forms(
+    app: FastAPI, settings: Settings, db: Database, kb: Any, health: HealthRegistry
+) -> None:
+    """The form samples (forms/ beside the catalogue, imported when new) and the A4 printer."""
+    from kiosk.forms.library import FormLibrary, departments_and_items
+    from kiosk.forms.printing import A4Printer
+
+    departments, items = departments_and_items(kb.catalog)
+    library = FormLibrary(
+        db,
+        departments,
+        items,
+        settings.kb_source_dir / "forms",
+        settings.forms_cache_dir,
+        refresh_s=settings.forms_refresh_s,
+    )
+    try:
+        library.start()
+    except Exception:  # the database may be restarting: the library retries on each request
+        log.exception("form samples: first load failed")
+    app.state.forms = library
+    app.state.a4_printer = A4Printer(settings.forms_a4_printer, settings.forms_lp_command)
+    health.register("form_samples", library.health)
+    health.register("a4_printer", lambda: app.state.a4_printer.health())

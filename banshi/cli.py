@@ -145,6 +145,7 @@ def serve(ctx: Context, host: str | None, port: int | None, no_rasa: bool) -> No
 def _register_parts() -> None:
     from assistant.cli import rasa
     from kiosk.cli import kiosk
+    from kiosk.forms.cli import forms
     from knowledge_base.cli import kb
     from ticket_bridge.cli import bridge
 
@@ -152,6 +153,7 @@ def _register_parts() -> None:
     main.add_command(rasa)
     main.add_command(bridge)
     main.add_command(kiosk)
+    main.add_command(forms)
 
 
 _register_parts()

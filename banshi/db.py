@@ -87,6 +87,7 @@ def all_models() -> MetaData:
     """Import every part's models so that Base.metadata knows all tables."""
     import assistant.models  # noqa: F401
     import banshi.auth  # noqa: F401
+    import kiosk.forms.models
     import kiosk.queue.models  # noqa: F401
     import knowledge_base.models  # noqa: F401
     import ticket_bridge.models  # noqa: F401

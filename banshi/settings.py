@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     kiosk_printer: str = "dummy://"
     kiosk_paper_mm: Literal[58, 80] = 80  # 58 mm: 32 columns (16 Chinese), 80 mm: 48 (24)
 
+    # Form samples (样表): the CUPS queue of the kiosk's A4 printer (`lpstat -p` lists them;
+    # empty: no A4 printer, residents are pointed to the QR code) and the command that prints
+    forms_a4_printer: str = ""
+    forms_lp_command: str = "lp"
+    forms_refresh_s: float = Field(default=2.0, gt=0)  # how soon an upload reaches every kiosk
+
     @field_validator("kiosk_printer")
     @classmethod
     def _check_kiosk_printer(cls, value: str) -> str:
@@ -100,6 +106,11 @@ class Settings(BaseSettings):
     def rasa_dir(self) -> Path:
         """Assembled Rasa project, trained models and Rasa's tracker store."""
         return self.data_dir / "rasa"
+
+    @property
+    def forms_cache_dir(self) -> Path:
+        """Rendered form images, one file per form version and kind."""
+        return self.data_dir / "form_images"
 
     @property
     def kb_index_dir(self) -> Path:

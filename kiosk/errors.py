@@ -59,3 +59,44 @@ class SpeechUnavailable(Unavailable, KioskError):
 
     def __init__(self, detail: str) -> None:
         super().__init__("语音播报暂不可用，请留意屏幕。", detail)
+
+
+class FormInvalid(KioskError):
+    """A form definition (样表) is wrong: the field is named; the old version keeps serving."""
+
+    status_code = 422
+    code = "form_invalid"
+
+    def __init__(self, field: str, problem: str, source: str = "") -> None:
+        where = f"{source} " if source else ""
+        super().__init__(
+            f"样表定义有误：{field}。", f"form definition {where}{field}: {problem}", field=field
+        )
+        self.field = field
+        self.problem = problem
+
+
+class A4PrinterUnavailable(Unavailable, KioskError):
+    """The blank form was not printed on the A4 printer (none configured, or CUPS refused):
+    the resident is told to scan the QR or ask at the 咨询台."""
+
+    code = "a4_printer_unavailable"
+
+    def __init__(self, reason: str, detail: str) -> None:
+        message = (
+            "本机未连接A4打印机，请扫码在手机上查看，或到咨询台领取空白表。"
+            if reason == "not_configured"
+            else "A4打印机暂时无法打印，请扫码在手机上查看，或到咨询台领取空白表。"
+        )
+        super().__init__(message, detail, reason=reason)
+        self.reason = reason
+
+
+class RenderUnavailable(Unavailable, KioskError):
+    """The form sample cannot be drawn (cairo or a CJK font is missing, scripts/forms-setup):
+    the page shows the field explanations without the image."""
+
+    code = "render_unavailable"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("样表图片暂时无法生成，请到咨询台询问。", detail)

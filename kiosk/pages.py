@@ -7,6 +7,9 @@
   choose a window, then 叫号, 重呼, 开始办理, 办结, 过号, 转移, 暂停 with keyboard shortcuts.
 - ``GET /queue/{token}``: the phone page a ticket's QR opens: the number, its status, people
   ahead and the estimated wait, refreshed every 10 s; 重新排队 after a 过号.
+- ``GET /forms`` and ``GET /forms/{form_id}``: the form samples (填表样例), one page for the
+  kiosk (``?kiosk=…`` or opened from its home tile: big keys, printing, the QR, back home
+  after inactivity) and for phones (the QR on the kiosk opens ``/forms/{form_id}``).
 
 The kiosk page gets the centre's name, opening hours and the zones of the departments from
 centre.yml at serving time (one JSON block), so nothing centre-specific is written in it."""
@@ -41,6 +44,17 @@ def counter(request: Request) -> HTMLResponse:
 def queue(token: str, request: Request) -> HTMLResponse:
     """The token is read by the page from its own address and checked by the API."""
     return _page("queue.html", request)
+
+
+@router.get("/forms")
+def forms(request: Request) -> HTMLResponse:
+    return _page("forms.html", request)
+
+
+@router.get("/forms/{form_id}")
+def form(form_id: str, request: Request) -> HTMLResponse:
+    """The form is read by the page from its own address and looked up through the API."""
+    return _page("forms.html", request)
 
 
 def _page(name: str, request: Request) -> HTMLResponse:

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from kiosk.errors import PrinterUnavailable
+from kiosk.printing.checklist import FieldChecklistPrint
 from kiosk.printing.connection import PrinterConfig
 from kiosk.printing.layout import PaperWidth
-from kiosk.printing.service import print_ticket
+from kiosk.printing.service import print_checklist, print_ticket
+from kiosk.printing.status import PrinterState
 from kiosk.printing.ticket import QueueTicketPrint
 
 TIP = "温馨提示：请留意大厅屏幕和语音叫号；过号可扫码重新排队一次。本号当日有效。"
@@ -38,10 +41,23 @@ class TicketPrinter:
             status_url=ticket["status_url"],
             tip=TIP,
         )
-        try:
-            state = print_ticket(
+        self._run(
+            lambda: print_ticket(
                 self.config.open, slip, paper_mm=self.paper_mm, check=self.config.check_status
             )
+        )
+
+    def print_field_checklist(self, checklist: FieldChecklistPrint) -> None:
+        """A form's 填写要点 on the ticket roll, or raise PrinterUnavailable."""
+        self._run(
+            lambda: print_checklist(
+                self.config.open, checklist, paper_mm=self.paper_mm, check=self.config.check_status
+            )
+        )
+
+    def _run(self, job: Callable[[], PrinterState]) -> None:
+        try:
+            state = job()
         except PrinterUnavailable as exc:
             self._remember("degraded", exc.reason, exc.detail)
             raise

@@ -39,7 +39,11 @@ def test_healthz_is_ok_with_the_calibrated_default_encoder(real_kb) -> None:
         "rasa": "degraded",
         "ticket_bridge": "ok",
         "ticket_printer": "ok",
+        "form_samples": "ok",
+        "a4_printer": "ok",
     }
+    assert body["checks"]["form_samples"]["forms"] == 33  # knowledge_base/sample/forms
+    assert body["checks"]["a4_printer"]["state"] == "not_configured"
     assert body["checks"]["ticket_bridge"] == {
         "status": "ok",
         "waiting": 0,
