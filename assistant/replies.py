@@ -32,8 +32,11 @@ def item_button(item_id: str, title: str) -> dict[str, str]:
     return {"title": title, "payload": "/ask_service" + json.dumps({"service_item": item_id})}
 
 
-def answer_message(answer: Answer, public_url: str = "") -> dict[str, Any]:
-    """An answered question: the short answer, the key facts, follow-up buttons, the guide."""
+def answer_message(
+    answer: Answer, public_url: str = "", forms: list[tuple[str, str]] | None = None
+) -> dict[str, Any]:
+    """An answered question: the short answer, the key facts, follow-up buttons, the guide
+    and the item's form samples (``forms``: id and title, at most two shown)."""
     facts = answer.item or {}
     text = answer.answer
     materials = facts.get("materials") or []
@@ -58,6 +61,10 @@ def answer_message(answer: Answer, public_url: str = "") -> dict[str, Any]:
         if answer.item_id
         else []
     )
+    links += [
+        {"title": f"填表样例：{title}", "url": f"{public_url}/forms/{form_id}"}
+        for form_id, title in (forms or [])[:2]
+    ]
     return message(text, [*buttons[:3], HUMAN], links)
 
 

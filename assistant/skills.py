@@ -60,6 +60,12 @@ class QueueInfo(Protocol):
     def waiting_for_item(self, item_id: str) -> dict[str, Any] | None: ...
 
 
+class FormsInfo(Protocol):
+    """What the chat asks of the form samples (kiosk.forms.library.FormLibrary)."""
+
+    def forms_for_item(self, item_id: str) -> list[tuple[str, str]]: ...
+
+
 @dataclass
 class Deps:
     """What the assistant's skills need; made once per API process."""
@@ -70,6 +76,7 @@ class Deps:
     calendar: WorkCalendar
     bridge: Bridge | None = None  # the ticket bridge, set when the app composes the parts
     queue: QueueInfo | None = None  # the lobby's queue, likewise
+    forms: FormsInfo | None = None  # the form samples, likewise
 
     @property
     def hotline(self) -> str:
@@ -105,7 +112,8 @@ def answer(
         return AnswerOutcome([msg], context_item, misses)
     result = turn.answer
     if result.answered:
-        msg = replies.answer_message(result, deps.settings.public_url)
+        forms = deps.forms.forms_for_item(result.item_id) if deps.forms and result.item_id else []
+        msg = replies.answer_message(result, deps.settings.public_url, forms)
         return AnswerOutcome([msg], turn.item_id, 0, answered=True)
     misses += 1
     if misses >= MISSES_BEFORE_OFFER:

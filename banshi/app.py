@@ -243,6 +243,7 @@ def start_forms(
     except Exception:  # the database may be restarting: the library retries on each request
         log.exception("form samples: first load failed")
     app.state.forms = library
+    app.state.deps.forms = library  # answers link the item's form samples
     app.state.a4_printer = A4Printer(settings.forms_a4_printer, settings.forms_lp_command)
     health.register("form_samples", library.health)
     health.register("a4_printer", lambda: app.state.a4_printer.health())

@@ -6,6 +6,7 @@ when it is refused)."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from typing import Annotated, Any, Literal
 
@@ -14,7 +15,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from banshi.deps import AdminDep
+from banshi.deps import AdminDep, SupervisorDep
 from banshi.errors import BanshiError, Unavailable
 from kiosk.errors import FormInvalid
 from kiosk.forms.library import FormLibrary, Stored
@@ -43,9 +44,10 @@ async def search(
     q: Annotated[str, Query(max_length=40)] = "",
     department: Annotated[str, Query(max_length=32)] = "",
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    service: Annotated[str, Query(max_length=64)] = "",
 ) -> dict[str, Any]:
     library = _library(request)
-    forms = await asyncio.to_thread(library.search, q, department or None, limit)
+    forms = await asyncio.to_thread(library.search, q, department or None, limit, service or None)
     return {"query": q, "total": len(forms), "forms": forms}
 
 
@@ -197,6 +199,22 @@ async def validate(request: Request, _: AdminDep) -> dict[str, Any]:
 async def versions(form_id: FormId, request: Request, _: AdminDep) -> dict[str, Any]:
     rows = await asyncio.to_thread(_library(request).versions, form_id)
     return {"id": form_id, "versions": rows}
+
+
+@router.get("/api/admin/forms/views")
+async def views(
+    request: Request,
+    _: SupervisorDep,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+) -> dict[str, Any]:
+    """关注度: views per form and channel over [since, until] (default: the last 30 days)."""
+    until = until or dt.date.today()
+    since = since or until - dt.timedelta(days=29)
+    if since > until:
+        raise BanshiError("开始日期不能晚于结束日期。", "since is after until")
+    rows = await asyncio.to_thread(_library(request).view_counts, since, until)
+    return {"since": since.isoformat(), "until": until.isoformat(), "forms": rows}
 
 
 def _parse_upload(body: bytes, content_type: str) -> Any:

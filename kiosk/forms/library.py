@@ -244,12 +244,23 @@ class FormLibrary:
         return stored
 
     def search(
-        self, query: str, department: str | None = None, limit: int = 50
+        self,
+        query: str,
+        department: str | None = None,
+        limit: int = 50,
+        service: str | None = None,
     ) -> list[dict[str, Any]]:
+        """Ranked cards for ``query``, or (no query) all forms in pinyin order; limited to a
+        department's forms or to those of a catalogue item (a guide's 填表样例)."""
         snap = self.refresh()
         among = None
-        if department:
-            among = {i for i, st in snap.forms.items() if st.form.department == department}
+        if department or service:
+            among = {
+                i
+                for i, st in snap.forms.items()
+                if (not department or st.form.department == department)
+                and (not service or service in st.form.services)
+            }
         if not query.strip():
             chosen = [st for st in snap.forms.values() if among is None or st.form.id in among]
             chosen.sort(
@@ -295,6 +306,10 @@ class FormLibrary:
                 scored.append((score, sort_key(f.title), other))
         scored.sort(key=lambda t: (-t[0], t[1]))
         return [t[2] for t in scored[:limit]]
+
+    def forms_for_item(self, item_id: str) -> list[tuple[str, str]]:
+        """The forms of a catalogue item, as (id, title): the chat links them after an answer."""
+        return [(c["id"], c["title"]) for c in self.search("", service=item_id)]
 
     def card(self, stored: Stored, matched: str = "") -> dict[str, Any]:
         f = stored.form

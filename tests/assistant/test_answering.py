@@ -579,3 +579,26 @@ def test_greeting_in_and_out_of_hours(shared_hashing_kb: Any) -> None:
         "社保卡丢了怎么补？",
         "大厅几点开门？",
     ]
+
+
+def test_an_answer_links_the_items_form_samples(hashing_kb: Any, tmp_path: Any) -> None:
+    from banshi.settings import SAMPLE_KB_DIR
+    from kiosk.forms.library import FormLibrary, departments_and_items
+
+    departments, items = departments_and_items(hashing_kb.catalog)
+    library = FormLibrary(
+        hashing_kb.db, departments, items, SAMPLE_KB_DIR / "forms", tmp_path / "forms"
+    )
+    library.start()
+    deps = make_deps(hashing_kb.db, hashing_kb)
+    deps.forms = library
+    out = skills.answer(deps, "居住证怎么办理", None, None, misses=0)
+    assert out.answered and out.item_id == "residence-permit"
+    assert out.messages[0]["links"] == [
+        {"title": "查看办事指南：居住证申领", "url": "/guides/residence-permit"},
+        {"title": "填表样例：居住证申领登记表", "url": "/forms/residence-permit-application"},
+    ]
+    assert library.forms_for_item("divorce-registration") == [
+        ("divorce-registration-application", "离婚登记申请书"),
+        ("divorce-agreement", "离婚协议书"),
+    ]

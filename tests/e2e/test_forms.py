@@ -341,3 +341,22 @@ def test_search_by_full_pinyin_and_a_hint_when_nothing_matches(
         expect(page.locator("#cards .form-card").first).to_be_visible()
     finally:
         context.close()
+
+
+def test_a_guide_on_the_kiosk_leads_to_its_form_samples(server: str, browser: Browser) -> None:
+    from playwright.sync_api import expect
+
+    context = kiosk(browser)
+    try:
+        page = context.new_page()
+        page.goto(f"{server}/kiosk")
+        page.get_by_role("button", name="办事指南", exact=True).click()
+        page.get_by_role("button", name="结婚登记", exact=True).click()
+        link = page.get_by_role("link", name="填表样例：申请结婚登记声明书")
+        expect(link).to_be_visible()
+        link.click()
+        expect(page).to_have_url(re.compile(r"/forms/marriage-registration-declaration\?kiosk=1$"))
+        expect(page.get_by_role("heading", name="申请结婚登记声明书")).to_be_visible()
+        expect(page.locator("html")).to_have_class(re.compile(r"\bkiosk\b"))
+    finally:
+        context.close()

@@ -30,6 +30,8 @@ def test_search_ranks_and_browsing_lists_by_department(hashing_client: TestClien
     assert first["thumb"].startswith(f"/api/forms/{FORM}/thumb.png?v=")
     police = hashing_client.get("/api/forms", params={"department": "police"}).json()
     assert FORM in {f["id"] for f in police["forms"]}
+    of_item = hashing_client.get("/api/forms", params={"service": "divorce-registration"}).json()
+    assert [f["title"] for f in of_item["forms"]] == ["离婚登记申请书", "离婚协议书"]
     departments = hashing_client.get("/api/forms/departments").json()["departments"]
     assert {
         "code": "police",
@@ -213,3 +215,29 @@ def test_an_oversized_upload_is_refused(
         "/api/admin/forms", content="#" * size, headers=bearer(token_for("admin"))
     )
     assert r.status_code == 400 and r.json()["error"]["message"] == "样表定义文件太大。"
+
+
+def test_supervisors_see_views_per_form_and_channel(
+    hashing_client: TestClient, token_for: Callable[[str], str]
+) -> None:
+    for channel in ("kiosk", "kiosk", "phone"):
+        assert hashing_client.get(f"/api/forms/{FORM}", params={"channel": channel}).is_success
+    hashing_client.get("/api/forms/marriage-registration-declaration")  # channel web
+    supervisor = bearer(token_for("supervisor"))
+    body = hashing_client.get("/api/admin/forms/views", headers=supervisor).json()
+    assert body["forms"][0] == {
+        "id": FORM,
+        "title": "居住证申领登记表",
+        "views": 3,
+        "by_channel": {"kiosk": 2, "phone": 1},
+    }
+    assert body["forms"][1]["by_channel"] == {"web": 1}
+    agent = bearer(token_for("agent"))
+    assert hashing_client.get("/api/admin/forms/views", headers=agent).status_code == 403
+    backwards = hashing_client.get(
+        "/api/admin/forms/views",
+        params={"since": "2026-12-02", "until": "2026-12-01"},
+        headers=supervisor,
+    )
+    assert backwards.status_code == 400
+    assert backwards.json()["error"]["message"] == "开始日期不能晚于结束日期。"
