@@ -244,6 +244,8 @@ def start_forms(
         log.exception("form samples: first load failed")
     app.state.forms = library
     app.state.deps.forms = library  # answers link the item's form samples
-    app.state.a4_printer = A4Printer(settings.forms_a4_printer, settings.forms_lp_command)
+    app.state.a4_printer = A4Printer(
+        settings.forms_a4_printer, settings.forms_lp_command, settings.forms_cups_server
+    )
     health.register("form_samples", library.health)
     health.register("a4_printer", lambda: app.state.a4_printer.health())

@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     # empty: no A4 printer, residents are pointed to the QR code) and the command that prints
     forms_a4_printer: str = ""
     forms_lp_command: str = "lp"
+    forms_cups_server: str = ""  # host[:port] of the CUPS server; empty: the machine's own
     forms_refresh_s: float = Field(default=2.0, gt=0)  # how soon an upload reaches every kiosk
 
     @field_validator("kiosk_printer")

@@ -37,11 +37,13 @@ class A4Printer:
         self,
         queue: str,
         command: str = "lp",
+        server: str = "",
         repeat_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.queue = queue.strip()
         self.command = command
+        self.server = server.strip()  # host[:port] of a CUPS server; empty: lp's default
         self.repeat_s = repeat_s
         self._clock = clock
         self._recent: dict[tuple[str, str], float] = {}
@@ -70,6 +72,7 @@ class A4Printer:
             f.flush()
             args = [
                 lp,
+                *(["-h", self.server] if self.server else []),
                 "-d",
                 self.queue,
                 "-t",
