@@ -76,8 +76,9 @@ class Settings(BaseSettings):
     kiosk_printer: str = "dummy://"
     kiosk_paper_mm: Literal[58, 80] = 80  # 58 mm: 32 columns (16 Chinese), 80 mm: 48 (24)
 
-    # Form samples (样表): the CUPS queue of the kiosk's A4 printer (`lpstat -p` lists them;
-    # empty: no A4 printer, residents are pointed to the QR code) and the command that prints
+    # Form samples (样表): the CUPS queue of the kiosks' A4 printer (`lpstat -p` lists them),
+    # one for all ("HallA4") or per kiosk ("K01=HallA4,*=DeskA4"); empty: no A4 printer,
+    # residents are pointed to the QR code. And the command that prints, and where CUPS is
     forms_a4_printer: str = ""
     forms_lp_command: str = "lp"
     forms_cups_server: str = ""  # host[:port] of the CUPS server; empty: the machine's own
@@ -89,6 +90,14 @@ class Settings(BaseSettings):
         from kiosk.printing.connection import parse_printer_url  # no escpos import
 
         parse_printer_url(value)  # its ValueError names BANSHI_KIOSK_PRINTER
+        return value
+
+    @field_validator("forms_a4_printer")
+    @classmethod
+    def _check_a4_printer(cls, value: str) -> str:
+        from kiosk.forms.printing import parse_queues  # no cairo or CUPS import
+
+        parse_queues(value)  # its ValueError names BANSHI_FORMS_A4_PRINTER
         return value
 
     @field_validator("kiosk_paper_mm", mode="before")

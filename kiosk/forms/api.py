@@ -166,7 +166,7 @@ async def print_form(form_id: FormId, body: PrintIn, request: Request) -> dict[s
     a4: A4Printer | None = getattr(request.app.state, "a4_printer", None)
     if a4 is None:
         raise Unavailable("A4打印机正在启动，请稍后再试。", "A4 printer not started")
-    a4.check_configured()  # before drawing the form: most kiosks have no A4 printer
+    a4.check_configured(body.kiosk)  # before drawing the form: most kiosks have none
     pdf, _ = await asyncio.to_thread(library.image, form_id, "blank", "pdf")
     job = await asyncio.to_thread(a4.print_pdf, pdf, form.title, (body.kiosk, form_id))
     return {"printed": True, "job": job, "message": "空白表已打印，请在下方出纸口取表。"}

@@ -1,8 +1,9 @@
 """Printing a blank form on the kiosk's A4 printer through CUPS (``lp``), and a form's
 填写要点 on the ticket printer.
 
-The A4 printer is a CUPS queue named in BANSHI_FORMS_A4_PRINTER (``lpstat -p`` lists them);
-empty means the kiosk has none, and residents are told to scan the QR or ask at the desk.
+The A4 printer is a CUPS queue named in BANSHI_FORMS_A4_PRINTER (``lpstat -p`` lists them):
+one queue for every kiosk (``HallA4``), or per kiosk (``K01=HallA4,K02=DeskA4,*=HallA4``, ``*``
+for the others). A kiosk without one tells residents to scan the QR or ask at the desk.
 A resident pressing 打印 again and again gets one copy: the same form on the same kiosk is
 printed at most once per ``repeat_s`` seconds."""
 
@@ -21,6 +22,25 @@ from kiosk.errors import A4PrinterUnavailable, CounterError
 
 LP_TIMEOUT_S = 20
 JOB_ID = re.compile(r"request id is (\S+)")
+NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def parse_queues(spec: str) -> dict[str, str]:
+    """``HallA4`` or ``K01=HallA4,*=DeskA4`` as kiosk -> queue (``*``: any other kiosk)."""
+    spec = spec.strip()
+    if not spec:
+        return {}
+    parts = spec.split(",") if "=" in spec or "," in spec else [f"*={spec}"]
+    queues: dict[str, str] = {}
+    for part in parts:
+        kiosk, _, queue = (p.strip() for p in part.partition("="))
+        if not (kiosk == "*" or NAME.fullmatch(kiosk)) or not NAME.fullmatch(queue):
+            raise ValueError(
+                "BANSHI_FORMS_A4_PRINTER must be a CUPS queue name or KIOSK=QUEUE pairs "
+                f"separated by commas ('*' for the other kiosks), not {spec!r}"
+            )
+        queues[kiosk] = queue
+    return queues
 
 
 class RecentlyPrinted(CounterError):
@@ -41,7 +61,7 @@ class A4Printer:
         repeat_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.queue = queue.strip()
+        self.queues = parse_queues(queue)
         self.command = command
         self.server = server.strip()  # host[:port] of a CUPS server; empty: lp's default
         self.repeat_s = repeat_s
@@ -52,12 +72,16 @@ class A4Printer:
 
     @property
     def configured(self) -> bool:
-        return bool(self.queue)
+        """Some kiosk has an A4 printer."""
+        return bool(self.queues)
+
+    def queue_for(self, kiosk: str) -> str:
+        return self.queues.get(kiosk) or self.queues.get("*", "")
 
     def print_pdf(self, pdf: bytes, title: str, key: tuple[str, str]) -> str:
         """Send ``pdf`` to the CUPS queue; returns CUPS's job id. ``key`` (kiosk, form)
         refuses a repeat within ``repeat_s``."""
-        self.check_configured()
+        queue = self.check_configured(key[0])
         self._claim(key)
         lp = shutil.which(self.command)
         if lp is None:
@@ -74,7 +98,7 @@ class A4Printer:
                 lp,
                 *(["-h", self.server] if self.server else []),
                 "-d",
-                self.queue,
+                queue,
                 "-t",
                 title[:60],
                 "-o",
@@ -97,23 +121,27 @@ class A4Printer:
             self._forget(key)
             reason = (done.stderr or done.stdout).strip()[:300]
             self._note("degraded", "refused", reason)
-            raise A4PrinterUnavailable("refused", f"lp -d {self.queue} failed: {reason}")
+            raise A4PrinterUnavailable("refused", f"lp -d {queue} failed: {reason}")
         match = JOB_ID.search(done.stdout)
         job = match.group(1) if match else ""
         self._note("ok", "printed", job)
         return job
 
-    def check_configured(self) -> None:
-        if not self.configured:
+    def check_configured(self, kiosk: str) -> str:
+        """The kiosk's CUPS queue, or A4PrinterUnavailable("not_configured")."""
+        queue = self.queue_for(kiosk)
+        if not queue:
             raise A4PrinterUnavailable(
-                "not_configured", "no A4 printer: set BANSHI_FORMS_A4_PRINTER to a CUPS queue"
+                "not_configured",
+                f"no A4 printer for kiosk {kiosk!r}: set BANSHI_FORMS_A4_PRINTER to a CUPS queue",
             )
+        return queue
 
     def health(self) -> dict[str, Any]:
         if not self.configured:
             return {"status": "ok", "state": "not_configured"}
         with self._lock:
-            return {"queue": self.queue, **self._last}
+            return {"queues": dict(self.queues), **self._last}
 
     def _claim(self, key: tuple[str, str]) -> None:
         now = self._clock()

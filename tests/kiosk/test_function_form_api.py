@@ -241,3 +241,38 @@ def test_supervisors_see_views_per_form_and_channel(
     )
     assert backwards.status_code == 400
     assert backwards.json()["error"]["message"] == "开始日期不能晚于结束日期。"
+
+
+def test_each_kiosk_prints_on_its_own_a4_queue(hashing_client: TestClient, tmp_path: Path) -> None:
+    hashing_client.app.state.a4_printer = A4Printer(  # type: ignore[attr-defined]
+        "K01=HallA4, K02=DeskA4", str(fake_lp(tmp_path))
+    )
+    r = hashing_client.post(f"/api/forms/{FORM}/print", json={"what": "blank", "kiosk": "K02"})
+    assert r.status_code == 200, r.text
+    assert (tmp_path / "args").read_text(encoding="utf-8").splitlines()[:2] == ["-d", "DeskA4"]
+    other = hashing_client.post(f"/api/forms/{FORM}/print", json={"what": "blank", "kiosk": "K09"})
+    assert other.status_code == 503
+    assert other.json()["error"]["fields"]["reason"] == "not_configured"
+
+
+@pytest.mark.parametrize(
+    ("spec", "queues"),
+    [
+        ("", {}),
+        ("HallA4", {"*": "HallA4"}),
+        ("K01=HallA4,*=DeskA4", {"K01": "HallA4", "*": "DeskA4"}),
+    ],
+)
+def test_a4_printer_settings(spec: str, queues: dict[str, str]) -> None:
+    from kiosk.forms.printing import parse_queues
+
+    assert parse_queues(spec) == queues
+
+
+@pytest.mark.parametrize("spec", ["Hall A4", "K01=", "=HallA4", "K01=Hall;rm"])
+def test_a_wrong_a4_printer_setting_is_refused_at_start(spec: str, tmp_path: Path) -> None:
+    from pydantic import ValidationError
+    from support import build_settings
+
+    with pytest.raises(ValidationError, match="BANSHI_FORMS_A4_PRINTER must be a CUPS queue"):
+        build_settings(tmp_path, forms_a4_printer=spec)
