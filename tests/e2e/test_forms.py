@@ -246,7 +246,7 @@ def test_the_kiosk_tile_opens_the_forms_and_inactivity_returns_home(
         box = tile.bounding_box()
         assert box is not None and box["height"] >= 96
         tile.click()
-        expect(page).to_have_url(re.compile(r"/forms\?kiosk=1$"))
+        expect(page).to_have_url(re.compile(r"/forms\?kiosk=K07$"))
         expect(page.locator("html")).to_have_class(re.compile(r"\bkiosk\b"))
         page.get_by_role("button", name=re.compile("^医疗保障局")).click()
         expect(page.locator("#list-title")).to_have_text("医疗保障局的样表")
@@ -349,14 +349,21 @@ def test_a_guide_on_the_kiosk_leads_to_its_form_samples(server: str, browser: Br
     context = kiosk(browser)
     try:
         page = context.new_page()
-        page.goto(f"{server}/kiosk")
+        page.goto(f"{server}/kiosk?kiosk=K07")
         page.get_by_role("button", name="办事指南", exact=True).click()
         page.get_by_role("button", name="结婚登记", exact=True).click()
         link = page.get_by_role("link", name="填表样例：申请结婚登记声明书")
         expect(link).to_be_visible()
         link.click()
-        expect(page).to_have_url(re.compile(r"/forms/marriage-registration-declaration\?kiosk=1$"))
+        expect(page).to_have_url(
+            re.compile(r"/forms/marriage-registration-declaration\?kiosk=K07$")
+        )
         expect(page.get_by_role("heading", name="申请结婚登记声明书")).to_be_visible()
         expect(page.locator("html")).to_have_class(re.compile(r"\bkiosk\b"))
+        # the print request names this kiosk: its own A4 printer, if it has one
+        with page.expect_request(re.compile(r"/print$")) as sent:
+            page.get_by_role("button", name=re.compile("打印空白表")).click()
+        assert sent.value.post_data_json == {"what": "blank", "kiosk": "K07"}
+        expect(page.get_by_text("本机未连接A4打印机", exact=False)).to_be_visible()
     finally:
         context.close()
