@@ -107,14 +107,16 @@ def test_conversation_follow_up_and_history_after_reload(server: str, page: Page
     expect(page.locator("#typing")).to_be_hidden()
     # newlines of the answer are kept on screen
     assert "\n" in answer.locator(".text").inner_text()
-    # quick replies under the answer, "转人工" among them, and the guide link
+    # quick replies under the answer, "转人工" among them, the guide and the form sample
     quick = answer.locator(".quick button")
     expect(quick.filter(has_text=re.compile("^转人工$"))).to_be_visible()
     assert quick.count() >= 2
-    link = answer.get_by_role("link")
-    expect(link).to_contain_text("办事指南")
-    assert link.get_attribute("target") == "_blank"
-    assert link.get_attribute("rel") == "noopener"
+    links = answer.get_by_role("link")
+    expect(links).to_have_text(["查看办事指南：居住证申领", "填表样例：居住证申领登记表"])
+    assert str(links.nth(1).get_attribute("href")).endswith("/forms/residence-permit-application")
+    for i in range(2):
+        assert links.nth(i).get_attribute("target") == "_blank"
+        assert links.nth(i).get_attribute("rel") == "noopener"
     # it went over the WebSocket, with a client id; nothing over REST
     assert [f["text"] for f in frames] == ["居住证怎么办理"]
     assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", frames[0]["client_id"])
