@@ -237,6 +237,7 @@ def start_forms(
         settings.kb_source_dir / "forms",
         settings.forms_cache_dir,
         refresh_s=settings.forms_refresh_s,
+        today=lambda: app.state.work_calendar.now().date(),  # the centre's day, not UTC's
     )
     try:
         library.start()

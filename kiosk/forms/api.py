@@ -209,11 +209,12 @@ async def views(
     until: dt.date | None = None,
 ) -> dict[str, Any]:
     """关注度: views per form and channel over [since, until] (default: the last 30 days)."""
-    until = until or dt.date.today()
+    library = _library(request)
+    until = until or library.today()
     since = since or until - dt.timedelta(days=29)
     if since > until:
         raise BanshiError("开始日期不能晚于结束日期。", "since is after until")
-    rows = await asyncio.to_thread(_library(request).view_counts, since, until)
+    rows = await asyncio.to_thread(library.view_counts, since, until)
     return {"since": since.isoformat(), "until": until.isoformat(), "forms": rows}
 
 

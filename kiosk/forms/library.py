@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from banshi.db import Database
 from banshi.errors import NotFound
 from kiosk.errors import FormInvalid
-from kiosk.forms.definition import FormDefinition, content_digest, parse_definition
+from kiosk.forms.definition import FormDefinition, parse_definition
 from kiosk.forms.models import FormVersion, FormView
 from kiosk.forms.search import FormIndex, initial, sort_key
 
@@ -65,6 +65,7 @@ class FormLibrary:
         cache_dir: Path,
         refresh_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        today: Callable[[], dt.date] = dt.date.today,
     ) -> None:
         self.db = db
         self.departments = departments  # code -> name
@@ -73,6 +74,7 @@ class FormLibrary:
         self.cache_dir = cache_dir
         self.refresh_s = refresh_s
         self._clock = clock
+        self.today = today  # the centre's day (views are counted per local day)
         self._lock = threading.Lock()
         self._snapshot = Snapshot((0, 0))
         self._checked = -1e9
@@ -351,7 +353,7 @@ class FormLibrary:
     def record_view(self, form_id: str, channel: Channel, day: dt.date | None = None) -> None:
         """One more view of the form today on ``channel``; an UPDATE, or the day's first
         row (a concurrent first view that loses the insert adds itself to the winner's)."""
-        day = day or dt.date.today()
+        day = day or self.today()
         key = (FormView.form_id == form_id) & (FormView.day == day) & (FormView.channel == channel)
         bump = update(FormView).where(key).values(views=FormView.views + 1)
         for _attempt in range(3):
@@ -390,7 +392,7 @@ class FormLibrary:
         return out
 
     def _view_totals(self) -> dict[str, int]:
-        since = dt.date.today() - dt.timedelta(days=VIEWS_DAYS)
+        since = self.today() - dt.timedelta(days=VIEWS_DAYS)
         with self.db.session() as s:
             rows = s.execute(
                 select(FormView.form_id, func.sum(FormView.views))
@@ -455,6 +457,3 @@ def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
     tmp.write_bytes(data)
     os.replace(tmp, path)  # a power cut leaves the old file or the new one, never half
-
-
-__all__ = ["FormLibrary", "Stored", "content_digest", "departments_and_items"]

@@ -276,3 +276,20 @@ def test_a_wrong_a4_printer_setting_is_refused_at_start(spec: str, tmp_path: Pat
 
     with pytest.raises(ValidationError, match="BANSHI_FORMS_A4_PRINTER must be a CUPS queue"):
         build_settings(tmp_path, forms_a4_printer=spec)
+
+
+def test_views_count_on_the_centres_day_not_utcs(
+    hashing_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    from banshi.workcal import WorkCalendar
+
+    # 07:30 in Beijing on 2 December is still 1 December in UTC
+    beijing = dt.datetime(2026, 12, 2, 7, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
+    monkeypatch.setattr(WorkCalendar, "now", lambda self: beijing)
+    assert hashing_client.get(f"/api/forms/{FORM}", params={"channel": "kiosk"}).is_success
+    library = hashing_client.app.state.forms  # type: ignore[attr-defined]
+    day = dt.date(2026, 12, 2)
+    assert library.view_counts(day, day)[0]["by_channel"] == {"kiosk": 1}
+    assert library.view_counts(dt.date(2026, 12, 1), dt.date(2026, 12, 1)) == []
