@@ -6,14 +6,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser
+    from playwright.sync_api import Browser, BrowserContext
 
 CHROMIUM = Path("/usr/bin/chromium")
+TIMEOUT_MS = 20_000  # a page's wait for an element, on a loaded 2-core machine
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -44,3 +45,20 @@ def chromium() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+def new_context(browser: Browser, width: int, height: int, **kw: Any) -> BrowserContext:
+    """A browser context as residents and staff have it: Chinese, Beijing time, a screen."""
+    context = browser.new_context(
+        locale="zh-CN",
+        timezone_id="Asia/Shanghai",
+        viewport={"width": width, "height": height},
+        **kw,
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    return context
+
+
+def kiosk(browser: Browser) -> BrowserContext:
+    """The lobby's portrait touchscreen."""
+    return new_context(browser, 1080, 1920, has_touch=True)

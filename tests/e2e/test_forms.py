@@ -16,10 +16,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
-from browser import needs_chromium
+from browser import kiosk, needs_chromium, new_context
 from serving import Served, http, serve
 
 from banshi.settings import SAMPLE_KB_DIR
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.e2e
 
-TIMEOUT_MS = 20_000
 FORM = "residence-permit-application"
 IMG_LOADED = "(id) => (i => i.complete && i.naturalWidth > 0)(document.getElementById(id))"
 
@@ -56,22 +55,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("forms-shots")
-
-
-def new_context(browser: Browser, width: int, height: int, **kw: Any) -> BrowserContext:
-    context = browser.new_context(
-        locale="zh-CN",
-        timezone_id="Asia/Shanghai",
-        viewport={"width": width, "height": height},
-        **kw,
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    return context
-
-
-def kiosk(browser: Browser) -> BrowserContext:
-    """The lobby's portrait touchscreen."""
-    return new_context(browser, 1080, 1920, has_touch=True)
 
 
 def phone(browser: Browser) -> BrowserContext:

@@ -13,18 +13,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
-from browser import needs_chromium
+from browser import needs_chromium, new_context
 from serving import Served, add_user, serve
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, Page, Route
+    from playwright.sync_api import Browser, Page, Route
 
 pytestmark = pytest.mark.e2e
 
-TIMEOUT_MS = 20_000
 AGENT, SUPERVISOR = "wang", "zhang"
 PASSWORD = {AGENT: "pw-wang-12345", SUPERVISOR: "pw-zhang-12345"}
 REPLY = "您好，我是工作人员小王，请问还需要什么帮助？"
@@ -49,17 +48,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     assert "Traceback" not in served.log_path.read_text(errors="replace"), (
         "the server logged an error"
     )
-
-
-def new_context(browser: Browser, width: int, height: int, **kw: Any) -> BrowserContext:
-    context = browser.new_context(
-        locale="zh-CN",
-        timezone_id="Asia/Shanghai",
-        viewport={"width": width, "height": height},
-        **kw,
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    return context
 
 
 def log_in(page: Page, base: str, username: str) -> None:

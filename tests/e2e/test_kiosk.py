@@ -20,22 +20,21 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
-from browser import needs_chromium
+from browser import kiosk, needs_chromium, new_context
 from serving import Served, add_user, serve
 
 from banshi.settings import SAMPLE_KB_DIR
 from kiosk.queue import idcard
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, Page, Route
+    from playwright.sync_api import Browser, Page, Route
 
 pytestmark = pytest.mark.e2e
 
-TIMEOUT_MS = 20_000
 CLERK, PASSWORD = "zhao", "pw-zhao-12345"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SHARED: dict[str, str] = {}  # what a later test needs from an earlier one (C001's token)
@@ -83,22 +82,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("kiosk-shots")
-
-
-def new_context(browser: Browser, width: int, height: int, **kw: Any) -> BrowserContext:
-    context = browser.new_context(
-        locale="zh-CN",
-        timezone_id="Asia/Shanghai",
-        viewport={"width": width, "height": height},
-        **kw,
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    return context
-
-
-def kiosk(browser: Browser) -> BrowserContext:
-    """The lobby's portrait touchscreen."""
-    return new_context(browser, 1080, 1920, has_touch=True)
 
 
 def font_px(page: Page, selector: str) -> float:
