@@ -227,6 +227,7 @@ def initial(text: str) -> str:
     return letter if "A" <= letter <= "Z" else "#"
 
 
+@lru_cache(maxsize=8192)  # every listing sorts the same titles and department names again
 def sort_key(text: str) -> tuple[str, ...]:
     """Chinese names in pinyin order (as a dictionary or an index lists them)."""
     return to_syllables(text)
