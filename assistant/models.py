@@ -3,17 +3,13 @@ so a conversation's transcript survives Rasa restarts and goes with a hand-off t
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from banshi.db import Base
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+from banshi.db import Base, UtcDateTime, now_utc
 
 
 class Conversation(Base):
@@ -32,8 +28,8 @@ class Conversation(Base):
     misses: Mapped[int] = mapped_column(Integer, default=0)
     # set while a person is offered: the unanswered question a "yes" hands over
     pending_question: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=now_utc)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=now_utc)
 
 
 class ChatMessage(Base):
@@ -53,7 +49,7 @@ class ChatMessage(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     external_id: Mapped[str | None] = mapped_column(String(64))
     reply_to: Mapped[int | None] = mapped_column(Integer, index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=now_utc)
 
 
 class Handoff(Base):
@@ -71,4 +67,4 @@ class Handoff(Base):
     summary: Mapped[str] = mapped_column(Text, default="")
     phone: Mapped[str] = mapped_column(String(20), default="")
     in_hours: Mapped[bool] = mapped_column(default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=now_utc)

@@ -14,13 +14,13 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import DateTime, String, select
+from sqlalchemy import String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from banshi.db import Base
+from banshi.db import Base, UtcDateTime, now_utc
 from banshi.errors import BanshiError, Conflict, Forbidden, Unauthorized
 
 Role = Literal["agent", "supervisor", "admin"]
@@ -36,9 +36,7 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(String(64), default="")
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str] = mapped_column(String(256))
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=lambda: datetime.now(UTC)
-    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=now_utc)
 
 
 @dataclass(frozen=True)

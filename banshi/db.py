@@ -6,13 +6,15 @@ only by Alembic migrations (``banshi db upgrade``), never by ``create_all``.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Dialect, Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -28,6 +30,34 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """A moment, stored in UTC and read back aware on every database.
+
+    SQLite keeps no offset: a value in the centre's zone (+08:00) would be stored as its
+    wall-clock time and read back 8 hours off. Converting on the way in (also for values
+    compared in WHERE clauses) makes SQLite and PostgreSQL agree.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:  # naive values in this code base are UTC
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

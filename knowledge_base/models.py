@@ -3,17 +3,13 @@ the search index under the data directory is derived from it and can always be r
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text
+from sqlalchemy import JSON, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from banshi.db import Base
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+from banshi.db import Base, UtcDateTime, now_utc
 
 
 class KbDocument(Base):
@@ -28,7 +24,7 @@ class KbDocument(Base):
     source: Mapped[str] = mapped_column(String(256), default="")
     content_hash: Mapped[str] = mapped_column(String(32))
     version: Mapped[int] = mapped_column(Integer, default=1)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=now_utc)
     updated_by: Mapped[str] = mapped_column(String(64), default="")
 
 

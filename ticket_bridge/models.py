@@ -3,17 +3,13 @@ owns its tables and hands us what we need (channel, transcript) through ``channe
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from banshi.db import Base
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
+from banshi.db import Base, UtcDateTime, now_utc
 
 
 class Counter(Base):
@@ -45,14 +41,14 @@ class Ticket(Base):
     transcript: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     result: Mapped[str] = mapped_column(Text, default="")  # 办理结果, told to the resident
     assignee: Mapped[str | None] = mapped_column(String(64))
-    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     satisfaction: Mapped[str | None] = mapped_column(String(8))  # 非常满意 满意 不满意
     reopened: Mapped[int] = mapped_column(Integer, default=0)
     external_ref: Mapped[str | None] = mapped_column(String(64))  # id on a city platform
     created_by: Mapped[str] = mapped_column(String(64), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=now_utc)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=now_utc)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class TicketEvent(Base):
@@ -67,7 +63,7 @@ class TicketEvent(Base):
     to_status: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str] = mapped_column(String(64))  # a username, "resident", "system", "ext:<src>"
     note: Mapped[str] = mapped_column(Text, default="")
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=now_utc)
 
 
 class AuditEntry(Base):
@@ -81,7 +77,7 @@ class AuditEntry(Base):
     ticket_id: Mapped[int | None] = mapped_column(Integer, index=True)
     subject: Mapped[str] = mapped_column(String(64), default="")  # conversation id, number…
     detail: Mapped[str] = mapped_column(Text, default="")
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc, index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=now_utc, index=True)
 
 
 class AgentState(Base):
@@ -93,8 +89,8 @@ class AgentState(Base):
     status: Mapped[str] = mapped_column(String(8), default="offline")  # online | away | offline
     capacity: Mapped[int] = mapped_column(Integer, default=3)
     department: Mapped[str | None] = mapped_column(String(32))  # None: the general hotline
-    last_assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
+    last_assigned_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=now_utc)
 
 
 class LiveChat(Base):
@@ -117,10 +113,10 @@ class LiveChat(Base):
     agent: Mapped[str | None] = mapped_column(String(64), index=True)
     outcome: Mapped[str | None] = mapped_column(String(16))  # bot | ticket | closed_hours
     ticket_id: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
-    queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
-    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=now_utc)
+    queued_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=now_utc)
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class CannedReply(Base):
@@ -132,7 +128,7 @@ class CannedReply(Base):
     title: Mapped[str] = mapped_column(String(64))
     text: Mapped[str] = mapped_column(Text)
     updated_by: Mapped[str] = mapped_column(String(64), default="")
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=now_utc)
 
 
 class OutboxEvent(Base):
@@ -147,11 +143,11 @@ class OutboxEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(12), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc, index=True)
-    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=now_utc, index=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_error: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
-    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=now_utc)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class InboundEvent(Base):
@@ -164,4 +160,4 @@ class InboundEvent(Base):
     source: Mapped[str] = mapped_column(String(32))
     event_id: Mapped[str] = mapped_column(String(128))
     result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=now_utc)

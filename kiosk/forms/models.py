@@ -7,14 +7,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Date, DateTime, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Date, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from banshi.db import Base
-
-
-def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+from banshi.db import Base, UtcDateTime, now_utc
 
 
 class FormVersion(Base):
@@ -30,7 +26,7 @@ class FormVersion(Base):
     definition: Mapped[dict[str, Any]] = mapped_column(JSON)
     source: Mapped[str] = mapped_column(String(256))  # "file forms/x.yml" or "upload"
     created_by: Mapped[str] = mapped_column(String(64), default="")
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=now_utc)
 
 
 class FormView(Base):

@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, Date, DateTime, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, Date, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from banshi.db import Base
-
-
-def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+from banshi.db import Base, UtcDateTime, now_utc
 
 
 class QueueDay(Base):
@@ -54,12 +50,12 @@ class QueueTicket(Base):
     transferred_from: Mapped[str | None] = mapped_column(String(8))  # the earlier number
     appointment_id: Mapped[int | None] = mapped_column(Integer)
     kiosk: Mapped[str] = mapped_column(String(32), default="")
-    issued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
+    issued_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=now_utc)
     # when it (re)joined the queue: a re-queue after a no-show goes to the end
-    queued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
-    called_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    queued_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=now_utc)
+    called_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    started_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
 
 class QueueCall(Base):
@@ -74,7 +70,7 @@ class QueueCall(Base):
     window: Mapped[str] = mapped_column(String(8))
     recall: Mapped[bool] = mapped_column(Boolean, default=False)
     priority: Mapped[bool] = mapped_column(Boolean, default=False)
-    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=now_utc)
 
 
 class Counter(Base):
@@ -87,7 +83,7 @@ class Counter(Base):
     status: Mapped[str] = mapped_column(String(8), default="closed")  # open | paused | closed
     ticket_id: Mapped[int | None] = mapped_column(Integer)
     priority_run: Mapped[int] = mapped_column(Integer, default=0)  # priority calls in a row
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=now_utc)
 
 
 class AppointmentSlot(Base):
@@ -117,5 +113,5 @@ class Appointment(Base):
     # "<day>:<service>:<id_hash>" while booked: one booking per person, service and day
     open_key: Mapped[str | None] = mapped_column(String(48), unique=True)
     ticket_id: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
-    checked_in_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=now_utc)
+    checked_in_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 
 from banshi.auth import User, authenticate, create_user
 from banshi.db import Database, alembic_config, all_models
@@ -96,5 +99,39 @@ def test_postgres_unique_username(pg_url: str) -> None:
             create_user(s, "same", "password-1", "agent")
         with pytest.raises(Conflict), database.session() as s:
             create_user(s, "same", "password-2", "agent")
+    finally:
+        database.dispose()
+
+
+def _check_moments_survive_a_round_trip(database: Database) -> None:
+    """A moment in the centre's zone reads back as the same moment, and compares as one."""
+    beijing_9am = dt.datetime(2026, 12, 2, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    with database.session() as s:
+        create_user(s, "clock", "clock-pass-1", "agent")
+        s.execute(User.__table__.update().values(created_at=beijing_9am))
+    with database.session() as s:
+        stored = s.scalars(select(User.created_at).where(User.username == "clock")).one()
+        assert stored == beijing_9am
+        assert stored.utcoffset() == dt.timedelta(0)
+        assert (stored.hour, stored.day) == (1, 2)  # 01:00 UTC
+        # a bound value in another zone is compared as a moment, not as wall-clock text
+        later = beijing_9am.replace(hour=9, minute=30)
+        assert s.scalars(select(User.username).where(User.created_at < later)).all() == ["clock"]
+        earlier = dt.datetime(2026, 12, 2, 0, 59, tzinfo=dt.UTC)
+        assert s.scalars(select(User.username).where(User.created_at < earlier)).all() == []
+
+
+def test_sqlite_keeps_moments_in_utc(db: Database) -> None:
+    _check_moments_survive_a_round_trip(db)
+
+
+@pytest.mark.postgres
+def test_postgres_keeps_moments_in_utc(pg_url: str) -> None:
+    database = Database(pg_url)
+    try:
+        database.upgrade()
+        with database.session() as s:
+            s.execute(User.__table__.delete().where(User.username == "clock"))
+        _check_moments_survive_a_round_trip(database)
     finally:
         database.dispose()
