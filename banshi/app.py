@@ -28,6 +28,8 @@ def create_app(settings: Settings | None = None, kb: Any = None) -> FastAPI:
     """``kb`` may be an already started KnowledgeBase (tests share one across apps)."""
     from assistant.api import router as chat_router
     from assistant.pages import router as chat_pages
+    from assistant.voice.api import mount_webcall
+    from assistant.voice.api import router as voice_router
     from assistant.wechat_api import router as wechat_router
     from kiosk.api import router as kiosk_router
     from kiosk.display import router as display_router
@@ -67,7 +69,11 @@ def create_app(settings: Settings | None = None, kb: Any = None) -> FastAPI:
         background = start_bridge(app, settings, db, knowledge, health)
         lobby = start_kiosk(app, settings, db, knowledge, health)
         start_forms(app, settings, db, knowledge, health)
+        phone_line = await start_voice(app, settings, db, knowledge, health)
         yield
+        if phone_line is not None:
+            phone_line.close()
+            await phone_line.wait_closed()
         if lobby is not None:
             lobby.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -95,6 +101,8 @@ def create_app(settings: Settings | None = None, kb: Any = None) -> FastAPI:
     app.include_router(display_router)
     app.include_router(forms_router)
     app.include_router(kiosk_pages)
+    app.include_router(voice_router)
+    mount_webcall(app)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> JSONResponse:
@@ -250,3 +258,65 @@ def start_forms(
     )
     health.register("form_samples", library.health)
     health.register("a4_printer", lambda: app.state.a4_printer.health())
+
+
+async def start_voice(
+    app: FastAPI, settings: Settings, db: Database, kb: Any, health: HealthRegistry
+) -> asyncio.Server | None:
+    """The voice hotline (ivr.yml beside the catalogue): prompts, speech if a model is
+    configured, and the AudioSocket line for Asterisk when BANSHI_VOICE_AUDIOSOCKET is set.
+    Returns the line's server (closed at exit)."""
+    from assistant.voice.asr import load_speech
+    from assistant.voice.audiosocket import serve
+    from assistant.voice.menu import IvrConfig, IvrConfigInvalid
+    from assistant.voice.prompts import CallAudio
+    from assistant.voice.service import VoiceService
+    from kiosk.tts import EspeakSynthesizer
+
+    try:
+        config = IvrConfig.load(settings.kb_source_dir / "ivr.yml")
+    except IvrConfigInvalid as exc:
+        problem = exc.detail
+        log.error("voice hotline not started: %s", problem)
+        health.register("voice", lambda: {"status": "degraded", "error": problem})
+        return None
+    centre = kb.catalog.centre
+    audio = CallAudio(
+        config,
+        getattr(app.state, "synthesizer", None) or EspeakSynthesizer(),  # tests set a fake
+        settings.voice_dir / "tts",
+        values={
+            "centre": str(centre.get("name", "")),
+            "hotline": str(centre.get("hotline", "12345")),
+            "phone": str(centre.get("phone", "")),
+            "hours": str((centre.get("hours") or {}).get("weekdays", "")),
+        },
+    )
+    recognizer, speech = load_speech(settings.vosk_model or None)
+    if recognizer is None:
+        log.warning("voice hotline: speech is off, keys only (%s)", speech.reason)
+    else:
+        log.info("voice hotline: speech on (%s, %d Hz)", speech.model, speech.sample_rate)
+    voice = VoiceService(
+        db,
+        config,
+        audio,
+        app.state.work_calendar,
+        settings.voice_dir / "recordings",
+        recognizer=recognizer,
+        speech_reason=speech.reason,
+        chat=app.state.chat,
+        tickets=app.state.tickets,
+        max_calls=settings.voice_max_calls,
+        busy_audio=lambda: audio.say("线路繁忙，请稍后再拨。"),
+    )
+    app.state.voice = voice
+    health.register("voice", voice.health)
+    if not settings.voice_audiosocket:
+        return None  # web calls only: prompts are rendered when first needed
+    # a telephone line: every fixed prompt rendered before the first caller needs it
+    app.state.voice_warm = asyncio.create_task(asyncio.to_thread(audio.warm))
+    host, _, port = settings.voice_audiosocket.rpartition(":")
+    server = await serve(voice.handle, host or "127.0.0.1", int(port))
+    log.info("voice hotline: AudioSocket on %s", settings.voice_audiosocket)
+    return server

@@ -144,6 +144,7 @@ def serve(ctx: Context, host: str | None, port: int | None, no_rasa: bool) -> No
 
 def _register_parts() -> None:
     from assistant.cli import rasa
+    from assistant.voice.cli import voice
     from kiosk.cli import kiosk
     from kiosk.forms.cli import forms
     from knowledge_base.cli import kb
@@ -154,6 +155,7 @@ def _register_parts() -> None:
     main.add_command(bridge)
     main.add_command(kiosk)
     main.add_command(forms)
+    main.add_command(voice)
 
 
 _register_parts()

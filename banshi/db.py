@@ -115,7 +115,8 @@ def alembic_config(url: str) -> Any:
 
 def all_models() -> MetaData:
     """Import every part's models so that Base.metadata knows all tables."""
-    import assistant.models  # noqa: F401
+    import assistant.models
+    import assistant.voice.records  # noqa: F401
     import banshi.auth  # noqa: F401
     import kiosk.forms.models
     import kiosk.queue.models  # noqa: F401

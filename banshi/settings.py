@@ -84,6 +84,15 @@ class Settings(BaseSettings):
     forms_cups_server: str = ""  # host[:port] of the CUPS server; empty: the machine's own
     forms_refresh_s: float = Field(default=2.0, gt=0)  # how soon an upload reaches every kiosk
 
+    # Voice hotline (assistant/voice): where Asterisk's AudioSocket() connects (host:port;
+    # empty: no telephone line, the web call and `banshi voice call` still work), a Vosk
+    # model directory for speech (empty: keys only), the token the PBX's CURL() calls carry
+    # (empty: only the PBX on this machine, 127.0.0.1, may call them), and how many calls at once
+    voice_audiosocket: str = ""
+    vosk_model: str = ""
+    voice_pbx_token: str = ""
+    voice_max_calls: int = Field(default=30, ge=1, le=500)
+
     @field_validator("kiosk_printer")
     @classmethod
     def _check_kiosk_printer(cls, value: str) -> str:
@@ -121,6 +130,11 @@ class Settings(BaseSettings):
     def forms_cache_dir(self) -> Path:
         """Rendered form images, one file per form version and kind."""
         return self.data_dir / "form_images"
+
+    @property
+    def voice_dir(self) -> Path:
+        """The hotline's rendered prompts (tts/) and callers' recordings (recordings/)."""
+        return self.data_dir / "voice"
 
     @property
     def kb_index_dir(self) -> Path:

@@ -291,6 +291,11 @@ class AudioSocketCall:
         self.peer = peer
         self.pace = pace
         self.end_reason: str | None = None
+        # assistant.voice.transport.CallIO: AudioSocket carries no caller id; the dialplan
+        # announces it (VoiceService.announce) and the call record supplies it
+        self.channel = "phone"
+        self.call_ref = str(call_uuid)
+        self.caller_id = ""
         self._frames = frames
         self._out = out
 

@@ -41,9 +41,13 @@ def test_healthz_is_ok_with_the_calibrated_default_encoder(real_kb) -> None:
         "ticket_printer": "ok",
         "form_samples": "ok",
         "a4_printer": "ok",
+        # no speech model here: the hotline works with keys only and says so
+        "voice": "degraded",
     }
     assert body["checks"]["form_samples"]["forms"] == 33  # knowledge_base/sample/forms
     assert body["checks"]["a4_printer"]["state"] == "not_configured"
+    assert body["checks"]["voice"]["speech"] == "off"
+    assert "BANSHI_VOSK_MODEL" in body["checks"]["voice"]["speech_reason"]
     assert body["checks"]["ticket_bridge"] == {
         "status": "ok",
         "waiting": 0,
