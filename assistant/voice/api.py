@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, PlainTextResponse
 from sqlalchemy import select
 
-from assistant.voice.records import VoiceCall, VoiceCallEvent, VoiceRecording
+from assistant.voice.records import VoiceCall, VoiceRecording, call_events
 from assistant.voice.service import VoiceService
 from assistant.voice.webcall import webcall_router
 from banshi.deps import AgentDep, SupervisorDep
@@ -98,11 +98,7 @@ def list_calls(
         calls = s.scalars(select(VoiceCall).order_by(VoiceCall.started_at.desc()).limit(limit))
         rows = []
         for call in calls:
-            events = s.scalars(
-                select(VoiceCallEvent)
-                .where(VoiceCallEvent.call_id == call.id)
-                .order_by(VoiceCallEvent.id)
-            ).all()
+            events = call_events(s, call.id, times=True)
             rows.append(
                 {
                     "id": call.id,
@@ -113,10 +109,9 @@ def list_calls(
                     "ended_at": call.ended_at.isoformat() if call.ended_at else None,
                     "end_reason": call.end_reason,
                     "ticket_number": call.ticket_number,
-                    "path": [e.node for e in events if e.kind == "enter"],
+                    "path": [node for kind, node, _ in events if kind == "enter"],
                     "events": [
-                        {"at_ms": e.at_ms, "kind": e.kind, "node": e.node, **e.detail}
-                        for e in events
+                        {"kind": kind, "node": node, **detail} for kind, node, detail in events
                     ],
                 }
             )

@@ -263,6 +263,8 @@ class CallSession:
         # the end key after a full number belongs to this step, not to the next menu
         if await self._next_key(DIGIT_AFTER_FULL_S, peek=True) == node.end_key:
             self._keys.popleft()
+            if not self._keys:  # else the next prompt would take it for a barge-in
+                self._key_ready.clear()
         self.state.number = digits
         await self._event("digits", node.id, digits=digits)
         return await self._follow(node, node.next), False

@@ -13,8 +13,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from banshi.db import Base, UtcDateTime, now_utc
 
@@ -60,3 +60,14 @@ class VoiceRecording(Base):
     complete: Mapped[bool] = mapped_column(Boolean)  # False: the caller hung up mid-message
     transcript: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=now_utc)
+
+
+def call_events(
+    session: Session, call_id: str, *, times: bool = False
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """A call's timeline as (kind, step, detail), in the order it happened; with ``times``
+    each detail also holds ``at_ms``, the time from the start of the call."""
+    rows = session.scalars(
+        select(VoiceCallEvent).where(VoiceCallEvent.call_id == call_id).order_by(VoiceCallEvent.id)
+    )
+    return [(e.kind, e.node, {**e.detail, **({"at_ms": e.at_ms} if times else {})}) for e in rows]

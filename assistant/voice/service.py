@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 
 PHONE = re.compile(r"^\+?\d{5,20}$")
 NOT_FOUND = "没有查到这个受理号，或它不是用本机号码登记的，请核对后重新输入"
+NO_CALLER_NUMBER = (
+    "无法核对您的来电号码。请在网上的办理进度页面输入受理号和手机号后四位查询，"
+    "或用登记的手机拨打本热线"
+)
 NO_ANSWER = "抱歉，暂时无法回答您的问题，请转人工服务或留言"
 # a message from the hotline's menu, by the step it was recorded in: the kind of ticket
 CATEGORY = {"voicemail": "咨询", "record": "投诉"}
@@ -256,6 +260,8 @@ class VoiceService:
         if self.tickets is None:
             return NOT_FOUND
         last4 = re.sub(r"\D", "", call.io.caller_id or "")[-4:]
+        if not last4:  # a web call, or a withheld number: nothing to check the ticket against
+            return NO_CALLER_NUMBER
         try:
             found = await asyncio.to_thread(
                 self.tickets.lookup, number, last4, f"voice:{call.io.caller_id or call.id}"

@@ -28,7 +28,7 @@ from assistant.voice.asr import ScriptedModel
 from assistant.voice.caller import CallResult, parse_script, place_call
 from assistant.voice.dtmf import generate_dtmf
 from assistant.voice.pcm import tone
-from assistant.voice.records import VoiceCall, VoiceCallEvent, VoiceRecording
+from assistant.voice.records import VoiceCall, VoiceRecording, call_events
 from banshi.settings import SAMPLE_KB_DIR
 from banshi.workcal import WorkCalendar
 from ticket_bridge.models import Ticket
@@ -106,12 +106,7 @@ class Hotline:
 
     def events(self, call_id: str) -> list[tuple[str, str, dict[str, Any]]]:
         with self.voice.db.session() as s:
-            rows = s.scalars(
-                select(VoiceCallEvent)
-                .where(VoiceCallEvent.call_id == call_id)
-                .order_by(VoiceCallEvent.id)
-            ).all()
-            return [(e.kind, e.node, dict(e.detail)) for e in rows]
+            return call_events(s, call_id)
 
     def ticket(self, number: str) -> Ticket:
         with self.voice.db.session() as s:
@@ -310,10 +305,20 @@ def test_progress_query_reads_the_status_of_the_keyed_number(
             for k, _, d in line.events(line.last_call().id)
             if k == "action" and d["action"] == "lookup_ticket"
         ]
+        line.call(f". k:4 . k:{number}# . k:1 . x", caller="")  # a withheld number
+        withheld = [
+            d
+            for k, _, d in line.events(line.last_call().id)
+            if k == "action" and d["action"] == "lookup_ticket"
+        ]
     assert lookups[0]["number"] == number
+    # the "#" after the eighth digit ends the number; it does not cut the next prompt short
+    kinds = [k for k, _, _ in events]
+    assert "barge_in" not in kinds[kinds.index("digits") :] and "timeout" not in kinds
     assert lookups[0]["status"].startswith("待分派，")
     assert any(t.startswith("待分派，") and t.endswith("受理") for t in line.synth.texts)
     assert other[0]["status"].startswith("没有查到这个受理号")
+    assert withheld[0]["status"].startswith("无法核对您的来电号码")
 
 
 # -- keys as tones in the audio (in-band DTMF) -------------------------------------------

@@ -3,6 +3,7 @@ install`` is never used: scripts/browser-setup installs /usr/bin/chromium and th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,11 +37,12 @@ def needs_chromium() -> None:
 
 
 @contextmanager
-def chromium() -> Iterator[Browser]:
+def chromium(*extra_args: str) -> Iterator[Browser]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        args = [*CHROMIUM_ARGS, *extra_args]
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=args)
         try:
             yield browser
         finally:
@@ -62,3 +64,25 @@ def new_context(browser: Browser, width: int, height: int, **kw: Any) -> Browser
 def kiosk(browser: Browser) -> BrowserContext:
     """The lobby's portrait touchscreen."""
     return new_context(browser, 1080, 1920, has_touch=True)
+
+
+class ErrorLog(logging.Handler):
+    """Keeps every ERROR record: a test attaches it to the server's loggers and asserts the
+    call or page left none."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def fake_microphone(wav: Path) -> tuple[str, ...]:
+    """Chromium's arguments for a microphone that is allowed without asking and plays
+    ``wav`` (looped) as what the user says."""
+    return (
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+    )

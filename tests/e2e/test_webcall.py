@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium, new_context
+from browser import ErrorLog, chromium, fake_microphone, needs_chromium, new_context
 from serving import free_port
 
 from assistant.voice.dtmf import DtmfDetector, generate_dtmf
@@ -91,15 +91,6 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.05)
 
 
-class _Errors(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @dataclass
 class Server:
     base: str
@@ -125,7 +116,7 @@ def server() -> Iterator[Server]:
     app.include_router(webcall_router(engine.provider))
     port = free_port()
     uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    errors = _Errors()
+    errors = ErrorLog()
     watched = [logging.getLogger(n) for n in ("uvicorn.error", "assistant.voice.webcall")]
     for logger in watched:
         logger.addHandler(errors)
@@ -154,22 +145,10 @@ def _fresh_engine(server: Server) -> None:
 @pytest.fixture(scope="module")
 def call_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
     """Chromium whose microphone is allowed without asking and plays key 5, on and off."""
-    from playwright.sync_api import sync_playwright
-
     wav = tmp_path_factory.mktemp("webcall") / "keys.wav"
     write_wav(wav, generate_dtmf(MICROPHONE_KEY * 10, rate=48000, tone_ms=100, gap_ms=100), 48000)
-    args = [
-        *CHROMIUM_ARGS,
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={wav}",
-    ]
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=args)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium(*fake_microphone(wav)) as browser:
+        yield browser
 
 
 def open_page(browser: Browser, base: str, **kw: Any) -> Page:
