@@ -25,7 +25,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -43,6 +43,7 @@ from assistant.voice.menu import (
     TransferNode,
     VoicemailNode,
 )
+from assistant.voice.numerals import digits_from_speech
 from assistant.voice.transport import CallIO
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 RATE = 8000
 BYTES_PER_S = RATE * 2
 DIGIT_AFTER_FULL_S = 0.8  # after the last digit of a full number: time for a trailing "#"
+DIGIT_WORDS = ("零", "洞", "一", "幺", "二", "两", "三", "四", "五", "六", "七", "八", "九")
+DRAIN_S = 10.0  # at most this long to recognise speech still queued when a question ends
 MAX_STEPS = 200  # a guard against a menu loop nobody can leave (the caller keeps pressing 0)
 
 
@@ -216,7 +219,8 @@ class CallSession:
     # -- steps ----------------------------------------------------------------------------
     async def _menu(self, node: MenuNode) -> tuple[str, bool]:
         await self._play_ids(node.prompt, barge_in=True)
-        key = await self._next_key(node.timeout_s)
+        async with self._spoken_keys(node.id, list(node.words), lambda t: _word_key(node, t)):
+            key = await self._next_key(node.timeout_s)
         if key is None:
             await self._event("timeout", node.id)
             await self._play_ids((self.config.defaults.no_input,), barge_in=True)
@@ -245,6 +249,10 @@ class CallSession:
 
     async def _collect(self, node: CollectDigitsNode) -> tuple[str, bool]:
         await self._play_ids(node.prompt, barge_in=True)
+        async with self._spoken_keys(node.id, list(DIGIT_WORDS), digits_from_speech):
+            return await self._collect_keys(node)
+
+    async def _collect_keys(self, node: CollectDigitsNode) -> tuple[str, bool]:
         digits = ""
         while len(digits) < node.length:
             key = await self._next_key(node.timeout_s if digits else self.config.defaults.timeout_s)
@@ -274,10 +282,16 @@ class CallSession:
         if recognizer is None:
             await self._event("speech_off", node.id)
             return await self._follow(node, node.unavailable), False
-        await self._play_ids(node.prompt, barge_in=True)
-        self._clear_keys()
-        await self._play(self.backend.audio.beep, barge_in=False)
-        text = await self._listen(recognizer, node)
+        # the decoder is built while the prompt plays: a caller starts speaking at the beep
+        turn = asyncio.create_task(asyncio.to_thread(recognizer.utterance, RATE))
+        try:
+            await self._play_ids(node.prompt, barge_in=True)
+            self._clear_keys()
+            await self._play(self.backend.audio.beep, barge_in=False)
+        except BaseException:
+            turn.cancel()
+            raise
+        text = await self._listen(turn, node)
         await self._event("heard", node.id, text=text)
         if not text:
             await self._play_ids((self.config.defaults.no_input,), barge_in=True)
@@ -439,6 +453,44 @@ class CallSession:
             self._key_ready.clear()
         return key
 
+    @contextlib.asynccontextmanager
+    async def _spoken_keys(
+        self, node_id: str, grammar: list[str], to_keys: Callable[[str], str]
+    ) -> AsyncIterator[None]:
+        """While a step waits for keys, what the caller says counts as keys: the recogniser
+        listens for ``grammar`` only (the menu's words, the digits), and each utterance it
+        ends is turned into keys by ``to_keys`` ("人工" → "1", "二三七二" → "2372").
+        Nothing happens without a speech model."""
+        recognizer = self.backend.recognizer
+        if recognizer is None or not grammar:
+            yield
+            return
+        chunks: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def listen() -> None:
+            while True:
+                turn = await asyncio.to_thread(recognizer.utterance, RATE, grammar)
+                while True:
+                    batch = [await chunks.get()]
+                    while not chunks.empty():
+                        batch.append(chunks.get_nowait())
+                    event = await asyncio.to_thread(turn.feed, b"".join(batch))
+                    if event is not None and event.kind == "final":
+                        break
+                keys = to_keys(event.text) if event.text else ""
+                await self._event("heard", node_id, text=event.text, keys=keys)
+                for key in keys:
+                    self._key(key)
+
+        self._sink = chunks.put_nowait
+        task = asyncio.create_task(listen())
+        try:
+            yield
+        finally:
+            self._sink = None
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
     async def _record(self, node_id: str, max_s: float, end_key: str) -> Recording:
         buffer = bytearray()
         limit = int(max_s * BYTES_PER_S)
@@ -474,48 +526,61 @@ class CallSession:
             if key == wanted:
                 return
 
-    async def _listen(self, recognizer: Recognizer, node: AskNode) -> str:
-        """Streams the caller's speech to the recognizer until it hears an end of speech,
-        the end key, the step's limit, or ``timeout_s`` of nothing recognised."""
-        utterance = await asyncio.to_thread(recognizer.utterance, RATE)  # builds a decoder
+    async def _listen(self, turn: asyncio.Task[Any], node: AskNode) -> str:
+        """Streams the caller's speech to the recognizer's ``turn`` until it hears an end of
+        speech, the end key, the step's limit, or ``timeout_s`` of nothing recognised."""
         chunks: asyncio.Queue[bytes] = asyncio.Queue()
-        self._sink = chunks.put_nowait
+        self._sink = chunks.put_nowait  # first: what is said while the decoder is built counts
+        utterance = await turn
         heard = asyncio.Event()
         partial = ""
 
         async def recognise() -> None:
+            """Feeds what came, in batches; ends at the recogniser's end of speech or at the
+            empty chunk put in when listening stops (after the audio before it is fed)."""
             nonlocal partial
             while True:
                 batch = [await chunks.get()]
                 while not chunks.empty():
                     batch.append(chunks.get_nowait())
-                event = await asyncio.to_thread(utterance.feed, b"".join(batch))
+                audio = b"".join(batch)
+                event = await asyncio.to_thread(utterance.feed, audio) if audio else None
                 if event is not None and event.text:
                     partial = event.text
                     if event.kind == "final":
                         heard.set()
                         return
+                if not batch[-1]:
+                    return
 
         async def silence() -> None:
             await asyncio.sleep(node.timeout_s)
             if not partial:
                 heard.set()
 
-        tasks = [
-            asyncio.create_task(recognise()),
+        feeding = asyncio.create_task(recognise())
+        waits = [
             asyncio.create_task(self._wait_for_key(node.end_key)),
             asyncio.create_task(heard.wait()),
             asyncio.create_task(silence()),
         ]
         try:
             await asyncio.wait(
-                tasks, timeout=node.max_speech_s, return_when=asyncio.FIRST_COMPLETED
+                [feeding, *waits], timeout=node.max_speech_s, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             self._sink = None
-            for task in tasks:
+            for task in waits:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*waits, return_exceptions=True)
+        # the end key or the limit: what was said before it is still recognised
+        chunks.put_nowait(b"")
+        try:
+            await asyncio.wait_for(feeding, DRAIN_S)
+        except TimeoutError:  # a feed may still run in its thread: do not touch the decoder
+            log.warning("voice call %s: the recogniser fell %g s behind", self.id, DRAIN_S)
+            self._check_line()
+            return partial.strip()
         self._check_line()
         text: str = await asyncio.to_thread(utterance.finish)
         return (text or partial).strip()
@@ -531,3 +596,10 @@ class CallSession:
 class _Transferred(CallerHungUp):
     """The PBX takes the call on (to the agents' queue): the session ends without a hang-up
     prompt; the transport leaves the call to the PBX."""
+
+
+def _word_key(node: MenuNode, text: str) -> str:
+    """The key of the longest menu word in what was heard ("转人工" → the key of 转人工)."""
+    heard = text.replace(" ", "")
+    found = [w for w in node.words if w in heard]
+    return node.words[max(found, key=len)] if found else ""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, TypeGuard
@@ -117,6 +117,9 @@ class MenuNode(Node):
     kind: ClassVar[NodeKind] = NodeKind.MENU
     keys: Mapping[str, Route]
     timeout_s: float
+    # spoken choices when speech is on: a word → the key it stands for (人工 → 1); the
+    # recogniser listens for these words only (a restricted grammar)
+    words: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -263,7 +266,7 @@ class IvrConfig:
 _TOP_FIELDS = {"prompts_dir", "defaults", "welcome", "start", "prompts", "menu"}
 _DEFAULT_FIELDS = {"no_input", "invalid", "give_up", "timeout_s", "max_attempts"}
 _NODE_FIELDS = {
-    NodeKind.MENU: {"prompt", "keys", "timeout_s"},
+    NodeKind.MENU: {"prompt", "keys", "timeout_s", "words"},
     NodeKind.RECORD: {"prompt", "max_record_s", "end_key", "next"},
     NodeKind.VOICEMAIL: {"prompt", "max_record_s", "end_key", "action", "next"},
     NodeKind.COLLECT_DIGITS: {"prompt", "length", "end_key", "timeout_s", "next"},
@@ -495,7 +498,17 @@ def _menu(s: _Section, common: dict[str, Any], d: Defaults, refs: _Refs) -> Menu
             raise keys.error(key, "is not a key on a phone (0-9, * or #; quote # and *)")
         routes[key] = _route(f"{keys.prefix}{key}", target, refs)
     timeout = float(s.number("timeout_s", d.timeout_s, MAX_TIMEOUT_S))
-    return MenuNode(**common, keys=routes, timeout_s=timeout)
+    words: dict[str, str] = {}
+    if "words" in s.raw:
+        spoken = s.section("words", None)
+        for raw_word, raw_key in spoken.raw.items():
+            word, key = str(raw_word).strip(), str(raw_key)
+            if not word or len(word) > 16:
+                raise spoken.error(str(raw_word), "a spoken word is 1 to 16 characters")
+            if key not in routes:
+                raise spoken.error(word, f"stands for key {key!r}, which this menu does not have")
+            words[word] = key
+    return MenuNode(**common, keys=routes, timeout_s=timeout, words=words)
 
 
 def _record(s: _Section, common: dict[str, Any], d: Defaults, refs: _Refs) -> RecordNode:

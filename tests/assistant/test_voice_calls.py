@@ -24,7 +24,7 @@ import yaml
 from sqlalchemy import select
 from support import TestClient, build_settings
 
-from assistant.voice.asr import ScriptedModel
+from assistant.voice.asr import AsrEvent
 from assistant.voice.caller import CallResult, parse_script, place_call
 from assistant.voice.dtmf import generate_dtmf
 from assistant.voice.pcm import tone
@@ -61,6 +61,44 @@ class PitchSynthesizer:
         data = out.read_bytes()
         out.unlink()
         return data
+
+
+class ListeningSpeech:
+    """A fake speech model for calls: a turn with a restricted grammar (a menu's words, the
+    digits) hears the next of ``spoken``, a free one (a question) the next of ``questions``;
+    a turn takes its text when the first audio reaches it and ends after ``after_bytes``,
+    so turns opened while the caller is silent hear nothing. ``grammars`` keeps each turn's."""
+
+    sample_rate = 16000
+
+    def __init__(
+        self, questions: list[str], spoken: list[str] | None = None, after_bytes: int = 8000
+    ) -> None:
+        self.questions, self.spoken = list(questions), list(spoken or [])
+        self.after_bytes = after_bytes
+        self.grammars: list[list[str] | None] = []
+
+    def utterance(self, call_rate: int = 8000, grammar: Any = None) -> Any:
+        self.grammars.append(list(grammar) if grammar is not None else None)
+        return _Turn(self.questions if grammar is None else self.spoken, self.after_bytes)
+
+
+class _Turn:
+    def __init__(self, texts: list[str], after_bytes: int) -> None:
+        self.texts, self.after_bytes = texts, after_bytes
+        self.text: str | None = None
+        self.fed = 0
+
+    def feed(self, pcm: bytes) -> AsrEvent | None:
+        if self.text is None:
+            self.text = self.texts.pop(0) if self.texts else ""
+        before, self.fed = self.fed, self.fed + len(pcm)
+        if before < self.after_bytes <= self.fed:
+            return AsrEvent("final", self.text)
+        return None
+
+    def finish(self) -> str:
+        return self.text or ""
 
 
 def _free_port() -> int:
@@ -136,7 +174,7 @@ def hotline(
     monkeypatch: pytest.MonkeyPatch,
     *,
     open_now: bool = False,
-    speech: ScriptedModel | None = None,
+    speech: Any = None,
     source: Path | None = None,
 ) -> Iterator[Hotline]:
     from banshi.app import create_app
@@ -397,7 +435,7 @@ def test_a_key_stops_the_prompt_at_once(hashing_kb: Any, monkeypatch: pytest.Mon
 def test_spoken_question_is_answered_from_the_knowledge_base(
     hashing_kb: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    asr = ScriptedModel(["居住证怎么办理"], after_bytes=8000)
+    asr = ListeningSpeech(["居住证怎么办理"])
     with hotline(hashing_kb, monkeypatch, speech=asr) as line:
         line.call(f". k:2 . @{_wav(tmp_path, _speech(1.5))} . k:# . x")
         call = line.last_call()
@@ -498,5 +536,43 @@ def test_a_spoken_question_goes_through_a_real_vosk_model(
         events = line.events(line.last_call().id)
     heard = [d["text"] for k, _, d in events if k == "heard"]
     assert len(heard) == 1 and heard[0].strip()  # something was recognised
-    assert all("\uac00" <= ch <= "\ud7a3" or ch == " " for ch in heard[0])  # in Hangul
+    assert any("\uac00" <= ch <= "\ud7a3" for ch in heard[0])  # Korean words
     assert [d["action"] for k, _, d in events if k == "action"] == ["answer_question"]
+
+
+# -- speech in menus: words and spoken numbers -------------------------------------------
+def test_saying_a_menu_word_chooses_like_its_key(
+    hashing_kb: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    asr = ListeningSpeech([], spoken=["我要 转 人工"])
+    with hotline(hashing_kb, monkeypatch, speech=asr) as line:
+        line.call(f". @{_wav(tmp_path, _speech(1.5))} . x")
+        events = line.events(line.last_call().id)
+    # the main menu listened for its words only
+    assert asr.grammars[0] is not None and {"人工", "转人工", "查询"} <= set(asr.grammars[0])
+    assert ("heard", "main", {"text": "我要 转 人工", "keys": "1"}) in events
+    assert ("key", "main", {"key": "1"}) in events
+    assert [n for k, n, _ in events if k == "enter"][:2] == ["main", "voicemail"]  # closed
+
+
+def test_a_ticket_number_can_be_spoken_digit_by_digit(
+    hashing_kb: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    chinese = dict(zip("0123456789", "零幺二三四五六七八九", strict=True))
+    asr = ListeningSpeech([])
+    with hotline(hashing_kb, monkeypatch, speech=asr) as line:
+        desk = line.app.state.tickets
+        with desk.db.session() as s:
+            number = desk.create(
+                s, channel="web", category="求助", content="路灯坏了", actor="t", phone=CALLER
+            ).number
+        spoken = (
+            "".join(chinese[d] for d in number[:4]) + " " + "".join(chinese[d] for d in number[4:])
+        )
+        asr.spoken.append(spoken)
+        line.call(f". k:4 . @{_wav(tmp_path, _speech(1.5))} . k:1 . x")
+        events = line.events(line.last_call().id)
+    assert ("heard", "progress", {"text": spoken, "keys": number}) in events
+    assert ("digits", "progress", {"digits": number}) in events
+    lookups = [d for k, _, d in events if k == "action"]
+    assert lookups[0]["number"] == number and lookups[0]["status"].startswith("待分派，")

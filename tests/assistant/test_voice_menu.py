@@ -265,8 +265,17 @@ def test_a_recording_over_300_seconds_is_refused(raw: dict[str, Any]) -> None:
         ),
         (lambda r: r["menu"].update(repeat={"kind": "hangup", "prompt": "goodbye"}), "menu.repeat"),
         (lambda r: r["prompts"].update({"Main-Menu": "x"}), "prompts.Main-Menu"),
+        (lambda r: r["menu"]["main"]["words"].update(传真=7), "menu.main.words.传真"),
+        (lambda r: r["menu"]["main"].update(words=["人工"]), "menu.main.words"),
     ],
 )
 def test_other_mistakes_name_their_field(raw: dict[str, Any], change: Any, field: str) -> None:
     change(raw)
     assert refused(raw).field == field
+
+
+def test_spoken_words_stand_for_keys_of_their_menu(config: IvrConfig) -> None:
+    main = config.node("main")
+    assert isinstance(main, MenuNode)
+    assert main.words["转人工"] == "1" and main.words["进度"] == "4" and main.words["重听"] == "0"
+    assert set(main.words.values()) <= set(main.keys)
