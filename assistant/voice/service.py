@@ -86,6 +86,7 @@ class VoiceService:
         self.calls_refused = 0
         self.last_sessions: list[CallSession] = []  # the latest few, for bench and tests
         self._busy_audio = busy_audio
+        self._background: set[asyncio.Task[None]] = set()  # transcriptions after a ticket
 
     # -- taking calls ---------------------------------------------------------------------
     async def handle(self, io: CallIO) -> None:
@@ -207,18 +208,18 @@ class VoiceService:
         await asyncio.to_thread(write)
 
     async def create_ticket(self, call: CallSession, recording: Recording) -> str:
+        """The ticket at once (the caller is waiting for its number); with speech on, the
+        message is transcribed afterwards and added to the ticket as a note."""
         if self.tickets is None:
             raise RuntimeError("the ticket bridge is not running")
         kind = self.config.node(recording.node).kind.value
         category = CATEGORY.get(kind, "咨询")
         caller = call.io.caller_id if PHONE.match(call.io.caller_id or "") else ""
-        heard = await self._transcribe(recording)
         words = "投诉建议留言" if kind == "record" else "留言"
         content = f"热线电话{words}，录音{recording.seconds:.0f}秒"
         if not recording.complete:
             content += "（来电者未说完即挂机）"
-        content += f"，来电号码{caller or '未知'}。"
-        content += f"语音识别：{heard}" if heard else "请收听录音。"
+        content += f"，来电号码{caller or '未知'}。请收听录音。"
         desk = self.tickets
 
         def write() -> str:
@@ -234,6 +235,24 @@ class VoiceService:
                     recording=recording.path,
                 )
                 number: str = ticket.number
+            return number
+
+        number = await asyncio.to_thread(write)
+        if self.recognizer is not None and recording.pcm:
+            task = asyncio.create_task(self._transcribe_into(number, recording))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        return number
+
+    async def _transcribe_into(self, number: str, recording: Recording) -> None:
+        heard = await self._transcribe(recording)
+        if not heard:
+            return
+        desk = self.tickets
+
+        def write() -> None:
+            with self.db.session() as s:
+                desk.act(s, number, "note", None, note=f"语音识别：{heard}", source="ivr")
             if recording.id is not None:
                 with self.db.session() as s:
                     s.execute(
@@ -241,9 +260,11 @@ class VoiceService:
                         .where(VoiceRecording.id == recording.id)
                         .values(transcript=heard)
                     )
-            return number
 
-        return await asyncio.to_thread(write)
+        try:
+            await asyncio.to_thread(write)
+        except Exception:  # the ticket and its recording are there; only the note is missing
+            log.exception("could not add the transcript to ticket %s", number)
 
     async def answer(self, call: CallSession, question: str) -> str:
         if self.chat is None:

@@ -576,3 +576,33 @@ def test_a_ticket_number_can_be_spoken_digit_by_digit(
     assert ("digits", "progress", {"digits": number}) in events
     lookups = [d for k, _, d in events if k == "action"]
     assert lookups[0]["number"] == number and lookups[0]["status"].startswith("待分派，")
+
+
+def test_with_speech_on_a_message_is_transcribed_onto_its_ticket(
+    hashing_kb: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from ticket_bridge.models import TicketEvent
+
+    asr = ListeningSpeech(["小区门口的路灯坏了三天了"])
+    with hotline(hashing_kb, monkeypatch, speech=asr) as line:
+        line.call(f". k:1 . @{_wav(tmp_path, _speech(2.0))} k:# . .")
+        call = line.last_call()
+        deadline = time.monotonic() + 10
+        notes: list[tuple[str, str]] = []
+        while not notes and time.monotonic() < deadline:  # transcribed after the call
+            time.sleep(0.05)
+            with line.voice.db.session() as s:
+                notes = [
+                    (e.actor, e.note)
+                    for e in s.scalars(
+                        select(TicketEvent)
+                        .join(Ticket, Ticket.id == TicketEvent.ticket_id)
+                        .where(Ticket.number == call.ticket_number, TicketEvent.action == "note")
+                    )
+                ]
+        with line.voice.db.session() as s:
+            transcript = s.scalars(
+                select(VoiceRecording.transcript).where(VoiceRecording.call_id == call.id)
+            ).one()
+    assert notes == [("ext:ivr", "语音识别：小区门口的路灯坏了三天了")]
+    assert transcript == "小区门口的路灯坏了三天了"
