@@ -48,6 +48,7 @@ NO_CALLER_NUMBER = (
     "无法核对您的来电号码。请在网上的办理进度页面输入受理号和手机号后四位查询，"
     "或用登记的手机拨打本热线"
 )
+TO_PERSON = "需要人工服务，请在听完后按2"
 NO_ANSWER = "抱歉，暂时无法回答您的问题，请转人工服务或留言"
 # a message from the hotline's menu, by the step it was recorded in: the kind of ticket
 CATEGORY = {"voicemail": "咨询", "record": "投诉"}
@@ -274,6 +275,14 @@ class VoiceService:
         except Exception:
             log.exception("voice call %s: the chat could not answer", call.id)
             return NO_ANSWER
+        bridge = getattr(self.chat.deps, "bridge", None)
+        if bridge is not None and await asyncio.to_thread(
+            bridge.cancel_wait, reply.conversation_id
+        ):
+            # the chat queued the caller for an agent's text chat; a caller needs the
+            # PBX's agents instead (key 2 after the answer), so the chat leaves the queue
+            await self.call_event(call, "handoff_to_keys", "", {})
+            return TO_PERSON
         texts = [m.get("text", "") for m in reply.messages if m.get("text")]
         return "。".join(t.strip("。 \n") for t in texts) or NO_ANSWER
 

@@ -606,3 +606,19 @@ def test_with_speech_on_a_message_is_transcribed_onto_its_ticket(
             ).one()
     assert notes == [("ext:ivr", "语音识别：小区门口的路灯坏了三天了")]
     assert transcript == "小区门口的路灯坏了三天了"
+
+
+def test_asking_for_a_person_by_voice_points_to_the_key_not_a_chat_queue(
+    hashing_kb: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from ticket_bridge.models import LiveChat
+
+    asr = ListeningSpeech(["我要转人工"])
+    with hotline(hashing_kb, monkeypatch, speech=asr, open_now=True) as line:
+        line.call(f". k:2 . @{_wav(tmp_path, _speech(1.5))} . x")
+        events = line.events(line.last_call().id)
+        with line.voice.db.session() as s:
+            waiting = s.scalars(select(LiveChat).where(LiveChat.status == "waiting")).all()
+    answered = [d["answer"] for k, _, d in events if k == "action"]
+    assert answered == ["需要人工服务，请在听完后按2"]
+    assert waiting == []  # no agent waits for a text chat with a caller
