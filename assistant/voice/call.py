@@ -471,9 +471,7 @@ class CallSession:
             while True:
                 turn = await asyncio.to_thread(recognizer.utterance, RATE, grammar)
                 while True:
-                    batch = [await chunks.get()]
-                    while not chunks.empty():
-                        batch.append(chunks.get_nowait())
+                    batch = await _queued(chunks)
                     event = await asyncio.to_thread(turn.feed, b"".join(batch))
                     if event is not None and event.kind == "final":
                         break
@@ -540,9 +538,7 @@ class CallSession:
             empty chunk put in when listening stops (after the audio before it is fed)."""
             nonlocal partial
             while True:
-                batch = [await chunks.get()]
-                while not chunks.empty():
-                    batch.append(chunks.get_nowait())
+                batch = await _queued(chunks)
                 audio = b"".join(batch)
                 event = await asyncio.to_thread(utterance.feed, audio) if audio else None
                 if event is not None and event.text:
@@ -603,3 +599,12 @@ def _word_key(node: MenuNode, text: str) -> str:
     heard = text.replace(" ", "")
     found = [w for w in node.words if w in heard]
     return node.words[max(found, key=len)] if found else ""
+
+
+async def _queued(chunks: asyncio.Queue[bytes]) -> list[bytes]:
+    """The audio waiting for the recogniser, at least one chunk: fed as one batch, so a
+    recogniser that fell behind catches up in fewer thread hops."""
+    batch = [await chunks.get()]
+    while not chunks.empty():
+        batch.append(chunks.get_nowait())
+    return batch
