@@ -201,3 +201,15 @@ def pg_url() -> Iterator[str]:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+# -- speech synthesis ---------------------------------------------------------------------
+@pytest.fixture
+def espeak():  # type: ignore[no-untyped-def]
+    """The real synthesizer (pyttsx3 + espeak-ng); skipped where scripts/voice-setup did not run."""
+    from kiosk.tts import EspeakSynthesizer
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is missing: run scripts/voice-setup")
+    pytest.importorskip("pyttsx3", reason="pyttsx3 (extra voice) is not installed")
+    return EspeakSynthesizer()

@@ -220,6 +220,10 @@ def _wav(tmp_path: Path, pcm: bytes, name: str = "said.wav") -> Path:
     return path
 
 
+def _actions(events: list[tuple[str, str, dict[str, Any]]], action: str) -> list[dict[str, Any]]:
+    return [d for k, _, d in events if k == "action" and d["action"] == action]
+
+
 def _count(haystack: bytes, needle: bytes) -> int:
     n, at = 0, haystack.find(needle)
     while at >= 0:
@@ -335,20 +339,12 @@ def test_progress_query_reads_the_status_of_the_keyed_number(
             ).number
         line.call(f". k:4 . k:{number}# . k:1 . x")
         events = line.events(line.last_call().id)
-        lookups = [d for k, _, d in events if k == "action" and d["action"] == "lookup_ticket"]
+        lookups = _actions(events, "lookup_ticket")
         # the same number from another phone is not told anything
         line.call(f". k:4 . k:{number}# . k:1 . x", caller="13800000000")
-        other = [
-            d
-            for k, _, d in line.events(line.last_call().id)
-            if k == "action" and d["action"] == "lookup_ticket"
-        ]
+        other = _actions(line.events(line.last_call().id), "lookup_ticket")
         line.call(f". k:4 . k:{number}# . k:1 . x", caller="")  # a withheld number
-        withheld = [
-            d
-            for k, _, d in line.events(line.last_call().id)
-            if k == "action" and d["action"] == "lookup_ticket"
-        ]
+        withheld = _actions(line.events(line.last_call().id), "lookup_ticket")
     assert lookups[0]["number"] == number
     # the "#" after the eighth digit ends the number; it does not cut the next prompt short
     kinds = [k for k, _, _ in events]

@@ -9,7 +9,6 @@ import doctest
 import io
 import logging
 import os
-import shutil
 import threading
 import time
 import wave
@@ -569,14 +568,6 @@ def test_docstring_examples() -> None:
 
 
 # -- espeak-ng through pyttsx3 -----------------------------------------------------------------
-@pytest.fixture
-def espeak() -> EspeakSynthesizer:
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is missing: run scripts/voice-setup")
-    pytest.importorskip("pyttsx3", reason="pyttsx3 (extra voice) is not installed")
-    return EspeakSynthesizer()
-
-
 @pytest.mark.voice
 def test_espeak_speaks_the_sample_main_menu(espeak: EspeakSynthesizer, tmp_path: Path) -> None:
     config = IvrConfig.load(SAMPLE_KB_DIR / "ivr.yml")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import doctest
 import io
 import os
-import shutil
 import sys
 import wave
 from pathlib import Path
@@ -159,14 +158,6 @@ def test_worker_docstring_examples() -> None:
 
 
 # -- espeak-ng through pyttsx3 -------------------------------------------------------------
-@pytest.fixture
-def espeak() -> EspeakSynthesizer:
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is missing: run scripts/voice-setup")
-    pytest.importorskip("pyttsx3", reason="pyttsx3 (extra voice) is not installed")
-    return EspeakSynthesizer()
-
-
 @pytest.mark.voice
 def test_espeak_renders_the_announcement(espeak: EspeakSynthesizer, tmp_path: Path) -> None:
     counting = Counting(espeak)
