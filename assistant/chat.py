@@ -290,6 +290,54 @@ class ChatService:
             s.flush()
             pushed = [_with_meta(r) for r in rows]
             channel, user_key = conv.channel, conv.user_key
+        return self._deliver(conversation_id, channel, user_key, pushed, messages)
+
+    def post_once(
+        self, conversation_id: str, author: str, msg: dict[str, Any], external_id: str
+    ) -> tuple[dict[str, Any], bool, concurrent.futures.Future[bool] | None] | None:
+        """``post`` of one message that carries the sender's id for it (an agent's retry of
+        the same reply): (the stored message, duplicate?, WeChat's future). The unique
+        (conversation, external id) decides, also when the retry reaches another process
+        at the same moment; a duplicate is neither stored nor sent again. None: no such
+        conversation."""
+        pushed: dict[str, Any] | None = None
+        with self.deps.db.session() as s:
+            conv = s.get(Conversation, conversation_id)
+            if conv is None:
+                return None
+            seen = s.get(ChatMessage, _message_with(s, conversation_id, external_id) or 0)
+            if seen is not None:
+                return _with_meta(seen), True, None
+            row = ChatMessage(
+                conversation_id=conversation_id,
+                direction="out",
+                author=author,
+                text=msg["text"],
+                payload={"buttons": msg.get("buttons") or [], "links": msg.get("links") or []},
+                external_id=external_id,
+            )
+            try:
+                with s.begin_nested():
+                    s.add(row)
+                pushed = _with_meta(row)
+            except IntegrityError:
+                pass  # stored by another process a moment ago
+            channel, user_key = conv.channel, conv.user_key
+        if pushed is not None:
+            return pushed, False, self._deliver(conversation_id, channel, user_key, [pushed], [msg])
+        with self.deps.db.session() as s:
+            original = s.get(ChatMessage, _message_with(s, conversation_id, external_id))
+            assert original is not None
+            return _with_meta(original), True, None
+
+    def _deliver(
+        self,
+        conversation_id: str,
+        channel: str,
+        user_key: str,
+        pushed: list[dict[str, Any]],
+        messages: list[dict[str, Any]],
+    ) -> concurrent.futures.Future[bool] | None:
         self.bus.publish(topic(conversation_id), {"type": "push", "messages": pushed})
         if channel == "wechat" and self.wechat_send and self.loop:
             from assistant.wechat import render_text

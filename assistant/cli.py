@@ -38,6 +38,28 @@ def train(force: bool) -> None:
 
 
 @rasa.command()
+@click.option("--port", default=5005, show_default=True)
+@click.option("--interface", default="127.0.0.1", show_default=True)
+@click.option(
+    "--action-url", required=True, help="Where Rasa calls the custom actions (an API or nginx)."
+)
+def serve(port: int, interface: str, action_url: str) -> None:
+    """Run one Rasa server in the foreground (a container's command; `banshi serve` runs
+    its own). Tracker and lock stores come from BANSHI_RASA_TRACKER_URL and BANSHI_REDIS_URL."""
+    import os
+
+    project = _project()
+    try:
+        project.require_model()
+        project.assemble(action_url)
+        cmd = project.serve_command(port, interface)
+    except (RasaUnavailable, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    os.chdir(project.build)
+    os.execve(cmd[0], cmd, project.env())  # the container's signals go to Rasa itself
+
+
+@rasa.command()
 @click.option("--jsonl", is_flag=True, required=True, help="One utterance per input line.")
 def parse(jsonl: bool) -> None:
     """Read utterances on standard input; write {"text","intent","confidence","entities"}."""

@@ -68,3 +68,20 @@ class Handoff(Base):
     phone: Mapped[str] = mapped_column(String(20), default="")
     in_hours: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=now_utc)
+
+
+class WeChatToken(Base):
+    """The WeChat access token of one app id, shared by every API process: fetching a new
+    one invalidates the old, so only the process holding the lease (``lease_owner`` until
+    ``lease_until``, taken by a conditional UPDATE) fetches; the others use the stored one
+    (see ``assistant.wechat.DatabaseTokenStore``)."""
+
+    __tablename__ = "wechat_tokens"
+
+    app_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token: Mapped[str] = mapped_column(Text, default="")
+    refresh_after: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    lease_owner: Mapped[str] = mapped_column(String(32), default="")
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=now_utc)

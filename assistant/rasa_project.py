@@ -19,8 +19,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import yaml
+from sqlalchemy.engine import make_url
 
 from banshi.settings import Settings
 from knowledge_base.source import Catalog, load_folder
@@ -118,12 +120,15 @@ class RasaProject:
 
     def _write_runtime_files(self, folder: Path, action_url: str) -> None:
         url = action_url or f"http://127.0.0.1:{self.settings.port}/api/rasa/actions"
-        tracker_db = (self.home / "tracker.db").resolve()
-        endpoints = {
+        endpoints: dict[str, Any] = {
             "action_endpoint": {"url": url, "token": action_token(self.settings.secret_key)},
-            # conversations survive a Rasa restart; issue 8 moves this to PostgreSQL
-            "tracker_store": {"type": "SQL", "dialect": "sqlite", "db": str(tracker_db)},
+            # conversations survive a Rasa restart, and with PostgreSQL every Rasa server
+            # sees every conversation
+            "tracker_store": tracker_store(self.settings.rasa_tracker_url, self.home),
         }
+        if self.settings.redis_url:
+            # several Rasa servers: a conversation's messages are handled one at a time
+            endpoints["lock_store"] = lock_store(self.settings.redis_url)
         (folder / "endpoints.yml").write_text(yaml.safe_dump(endpoints), encoding="utf-8")
         (folder / "credentials.yml").write_text("rest: {}\n", encoding="utf-8")
 
@@ -199,12 +204,17 @@ class RasaProject:
 
     # -- running -------------------------------------------------------------------------
     def run_command(self, port: int, action_url: str = "") -> list[str]:
-        model = self.require_model()
+        self.require_model()
         self.assemble(action_url)
+        return self.serve_command(port)
+
+    def serve_command(self, port: int, interface: str = "127.0.0.1") -> list[str]:
+        """`rasa run` on the assembled project (several servers share one assembly)."""
+        model = self.require_model()
         return [
             str(self.rasa_bin.absolute()), "run", "--enable-api", "--model", str(model.resolve()),
             "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
-            "--interface", "127.0.0.1", "--port", str(port),
+            "--interface", interface, "--port", str(port),
         ]  # fmt: skip
 
     def parse_process(self) -> subprocess.Popen[str]:
@@ -225,6 +235,39 @@ class RasaProject:
         self.require_rasa()
         cmd = [str(self.rasa_bin.absolute()), *args]
         return subprocess.run(cmd, cwd=self.build, env=self.env(), check=False).returncode
+
+
+def tracker_store(url: str, home: Path) -> dict[str, Any]:
+    """Rasa's SQL tracker store for a SQLAlchemy URL (empty: a SQLite file in ``home``)."""
+    if not url:
+        return {"type": "SQL", "dialect": "sqlite", "db": str((home / "tracker.db").resolve())}
+    parts = make_url(url)
+    if parts.get_backend_name() != "postgresql":
+        raise ValueError(f"BANSHI_RASA_TRACKER_URL must be postgresql://…, not {parts.drivername}")
+    return {
+        "type": "SQL",
+        "dialect": "postgresql",  # Rasa's own environment has psycopg2
+        "url": parts.host or "127.0.0.1",
+        "port": parts.port or 5432,
+        "db": parts.database or "rasa",
+        "username": parts.username or "",
+        "password": parts.password or "",
+        "login_db": parts.database or "rasa",
+    }
+
+
+def lock_store(redis_url: str) -> dict[str, Any]:
+    """Rasa's Redis lock store, in the database after ours (ours: pub/sub and counters)."""
+    parts = urlsplit(redis_url)
+    ours = int((parts.path or "/0").strip("/") or 0)
+    return {
+        "type": "redis",
+        "url": parts.hostname or "127.0.0.1",
+        "port": parts.port or 6379,
+        "password": unquote(parts.password) if parts.password else None,
+        "db": ours + 1,
+        "key_prefix": "rasa",
+    }
 
 
 def item_names(source_dir: Path, catalog: Catalog) -> dict[str, list[str]]:

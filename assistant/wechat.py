@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import datetime as dt
 import hashlib
 import hmac
 import html
@@ -26,15 +27,24 @@ import logging
 import os
 import re
 import struct
+import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol
 from xml.etree.ElementTree import ParseError
 
 import httpx
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
+from sqlalchemy import or_, update
+from sqlalchemy.exc import IntegrityError
+
+from assistant.models import WeChatToken
+
+if TYPE_CHECKING:
+    from banshi.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -337,6 +347,7 @@ class WeChatCrypto:
 # -- customer-service messages (客服消息) -------------------------------------------------
 TOKEN_EXPIRED = {40001, 40014, 42001}  # invalid / expired access token: fetch a new one
 TOKEN_MARGIN_S = 300  # refresh this long before WeChat says the token expires
+TOKEN_POLL_S = 0.2  # how often a process waiting for another's fetch looks again
 
 
 class WeChatApiError(RuntimeError):
@@ -346,9 +357,169 @@ class WeChatApiError(RuntimeError):
         self.errmsg = errmsg
 
 
+@dataclass(frozen=True)
+class StoredToken:
+    """The shared access token of an app id; moments are epoch seconds (0: none)."""
+
+    token: str = ""
+    refresh_after: float = 0.0  # fetch a new one from then on (TOKEN_MARGIN_S early)
+    expires_at: float = 0.0  # WeChat's end of validity: usable until then
+    lease_until: float = 0.0  # someone is fetching a new one until then
+
+
+class TokenStore(Protocol):
+    """Where the access token is kept for everyone who uses the app id. Fetching a new
+    token invalidates the old one (WeChat keeps only the latest, with a short overlap),
+    so one fetcher at a time: :meth:`claim` is a compare-and-set on the token seen and a
+    free lease. Blocking calls (run in a thread)."""
+
+    def read(self, app_id: str) -> StoredToken: ...
+
+    def claim(self, app_id: str, seen: str, owner: str, now: float, until: float) -> bool:
+        """Take the lease if the stored token is still ``seen`` and no lease is held."""
+        ...
+
+    def save(
+        self, app_id: str, owner: str, token: str, refresh_after: float, expires_at: float
+    ) -> bool:
+        """Store the new token and free the lease, if ``owner`` still holds it."""
+        ...
+
+    def release(self, app_id: str, owner: str) -> None:
+        """Free ``owner``'s lease (its fetch failed)."""
+        ...
+
+
+class MemoryTokenStore:
+    """One process's token (no database given, e.g. the webhook on its own)."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, StoredToken] = {}
+        self._owners: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def read(self, app_id: str) -> StoredToken:
+        with self._lock:
+            return self._rows.get(app_id, StoredToken())
+
+    def claim(self, app_id: str, seen: str, owner: str, now: float, until: float) -> bool:
+        with self._lock:
+            row = self._rows.get(app_id, StoredToken())
+            if row.token != seen or row.lease_until > now:
+                return False
+            self._rows[app_id] = replace(row, lease_until=until)
+            self._owners[app_id] = owner
+            return True
+
+    def save(
+        self, app_id: str, owner: str, token: str, refresh_after: float, expires_at: float
+    ) -> bool:
+        with self._lock:
+            if self._owners.get(app_id) != owner:
+                return False
+            self._rows[app_id] = StoredToken(token, refresh_after, expires_at)
+            del self._owners[app_id]
+            return True
+
+    def release(self, app_id: str, owner: str) -> None:
+        with self._lock:
+            if self._owners.get(app_id) == owner:
+                del self._owners[app_id]
+                self._rows[app_id] = replace(self._rows[app_id], lease_until=0.0)
+
+
+class DatabaseTokenStore:
+    """The token in the ``wechat_tokens`` table: one row per app id, for every API process
+    on the database (SQLite in the embedded mode, PostgreSQL behind nginx). The lease is
+    taken and given back by conditional UPDATEs, so no transaction stays open while WeChat
+    is asked."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def read(self, app_id: str) -> StoredToken:
+        row = self._select(app_id)
+        if row is None:
+            try:
+                with self.db.session() as s:
+                    s.add(WeChatToken(app_id=app_id, token="", lease_owner=""))
+            except IntegrityError:
+                pass  # another process made the row at the same moment
+            row = self._select(app_id)
+        return row or StoredToken()
+
+    def _select(self, app_id: str) -> StoredToken | None:
+        with self.db.session() as s:
+            row = s.get(WeChatToken, app_id)
+            if row is None:
+                return None
+            return StoredToken(
+                row.token,
+                _epoch(row.refresh_after),
+                _epoch(row.expires_at),
+                _epoch(row.lease_until),
+            )
+
+    def claim(self, app_id: str, seen: str, owner: str, now: float, until: float) -> bool:
+        with self.db.session() as s:
+            taken = s.execute(
+                update(WeChatToken)
+                .where(
+                    WeChatToken.app_id == app_id,
+                    WeChatToken.token == seen,
+                    or_(WeChatToken.lease_until.is_(None), WeChatToken.lease_until <= _dt(now)),
+                )
+                .values(lease_owner=owner, lease_until=_dt(until))
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+        return bool(taken)
+
+    def save(
+        self, app_id: str, owner: str, token: str, refresh_after: float, expires_at: float
+    ) -> bool:
+        with self.db.session() as s:
+            saved = s.execute(
+                update(WeChatToken)
+                .where(WeChatToken.app_id == app_id, WeChatToken.lease_owner == owner)
+                .values(
+                    token=token,
+                    refresh_after=_dt(refresh_after),
+                    expires_at=_dt(expires_at),
+                    lease_owner="",
+                    lease_until=None,
+                    updated_at=_dt(time.time()),
+                )
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+        return bool(saved)
+
+    def release(self, app_id: str, owner: str) -> None:
+        with self.db.session() as s:
+            s.execute(
+                update(WeChatToken)
+                .where(WeChatToken.app_id == app_id, WeChatToken.lease_owner == owner)
+                .values(lease_owner="", lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
+
+
+def _dt(epoch: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC)
+
+
+def _epoch(moment: dt.datetime | None) -> float:
+    return moment.timestamp() if moment is not None else 0.0
+
+
 class CustomerServiceClient:
     """Sends answers that missed the 5-second window as customer-service text messages.
-    The access token is fetched once and shared until shortly before it expires."""
+
+    The access token is shared through ``store`` by every process of the app id (pass a
+    :class:`DatabaseTokenStore`; without one it is this client's own): one process fetches
+    a new token when it is due or when WeChat refused the stored one, the others keep using
+    the old one while it is still valid, or wait for the new one. A refused token is
+    replaced only if it is still the stored one, so processes that saw the same refusal
+    refresh once between them."""
 
     def __init__(
         self,
@@ -357,37 +528,83 @@ class CustomerServiceClient:
         app_secret: str,
         timeout_s: float = 10.0,
         http: httpx.AsyncClient | None = None,
+        store: TokenStore | None = None,
     ) -> None:
         self.api_base = api_base.rstrip("/")
         self.app_id = app_id
         self._secret = app_secret
         self._http = http or httpx.AsyncClient(timeout=timeout_s)
-        self._token = ""
-        self._expires_at = 0.0
+        self._store: TokenStore = store or MemoryTokenStore()
+        self._owner = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        # a fetch holds the lease at most this long; then another process may take over
+        self._lease_s = 3 * timeout_s + 5
+        self._token = ""  # this process's copy of the stored token
+        self._refresh_after = 0.0
         self._lock: asyncio.Lock | None = None
 
     @property
     def configured(self) -> bool:
         return bool(self.app_id and self._secret)
 
-    async def access_token(self, refresh: bool = False) -> str:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        stale = self._token
-        async with self._lock:
-            # another caller may have refreshed while we waited for the lock
-            if (
-                self._token
-                and time.monotonic() < self._expires_at
-                and (not refresh or self._token != stale)
-            ):
-                return self._token
-            self._token, self._expires_at = await self._fetch_token()
-            return self._token
-
-    async def _fetch_token(self) -> tuple[str, float]:
+    async def access_token(self, failed: str = "") -> str:
+        """The shared token; ``failed`` is one WeChat just refused (40001 and the like):
+        a new token is fetched only if that one is still the stored one."""
         if not self.configured:
             raise WeChatApiError("BANSHI_WECHAT_APP_ID and BANSHI_WECHAT_APP_SECRET are not set")
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            # another caller of this process may have got a new one while we waited
+            if self._token and self._token != failed and time.time() < self._refresh_after:
+                return self._token
+            stored = await self._shared_token(failed)
+            self._token, self._refresh_after = stored.token, stored.refresh_after
+            return self._token
+
+    async def _shared_token(self, failed: str) -> StoredToken:
+        deadline = time.monotonic() + self._lease_s + TOKEN_MARGIN_S / 10
+        while True:
+            row = await asyncio.to_thread(self._store.read, self.app_id)
+            now = time.time()
+            usable = bool(row.token) and row.token != failed and now < row.expires_at
+            if usable and now < row.refresh_after:
+                return row
+            if row.lease_until <= now and await asyncio.to_thread(
+                self._store.claim, self.app_id, row.token, self._owner, now, now + self._lease_s
+            ):
+                return await self._fetch_and_save()
+            if usable:  # due, but another process is fetching: the old one still works
+                return row
+            if time.monotonic() > deadline:
+                raise WeChatApiError("timed out waiting for another process's access token")
+            await asyncio.sleep(TOKEN_POLL_S)
+
+    async def _fetch_and_save(self) -> StoredToken:
+        """With the lease: a new token from WeChat, stored for everyone."""
+        try:
+            token, expires_in = await self._fetch_token()
+        except BaseException:
+            await asyncio.to_thread(self._store.release, self.app_id, self._owner)
+            raise
+        now = time.time()
+        fresh = StoredToken(
+            token, now + max(expires_in - TOKEN_MARGIN_S, expires_in / 2), now + expires_in
+        )
+        saved = await asyncio.to_thread(
+            self._store.save,
+            self.app_id,
+            self._owner,
+            fresh.token,
+            fresh.refresh_after,
+            fresh.expires_at,
+        )
+        if not saved:  # the fetch outlasted the lease and another process took it over
+            log.warning("WeChat access token fetched after the lease ran out; not stored")
+            return replace(fresh, refresh_after=0.0)  # look at the stored one next time
+        return fresh
+
+    async def _fetch_token(self) -> tuple[str, float]:
+        """A new token from WeChat and its lifetime in seconds (invalidates the old one)."""
         try:
             r = await self._http.get(
                 f"{self.api_base}/cgi-bin/token",
@@ -410,8 +627,7 @@ class CustomerServiceClient:
             expires_in = float(body.get("expires_in", 7200))
         except (TypeError, ValueError):
             expires_in = 7200.0
-        lifetime = max(expires_in - TOKEN_MARGIN_S, expires_in / 2)
-        return token, time.monotonic() + lifetime
+        return token, expires_in
 
     async def _post_text(self, token: str, openid: str, content: str) -> dict[str, Any]:
         try:
@@ -432,10 +648,11 @@ class CustomerServiceClient:
         """Send one text; True when WeChat took it. Failures are logged, never raised."""
         content = fit(content)
         try:
-            body = await self._post_text(await self.access_token(), openid, content)
+            token = await self.access_token()
+            body = await self._post_text(token, openid, content)
             if body.get("errcode") in TOKEN_EXPIRED:
                 log.info("WeChat access token rejected (errcode %s); refreshing", body["errcode"])
-                token = await self.access_token(refresh=True)
+                token = await self.access_token(failed=token)
                 body = await self._post_text(token, openid, content)
             errcode = body.get("errcode", 0)
             if errcode:

@@ -24,6 +24,7 @@ from assistant.wechat import (
     BadMessage,
     CryptoError,
     CustomerServiceClient,
+    DatabaseTokenStore,
     Message,
     WeChatCrypto,
     check_signature,
@@ -132,11 +133,16 @@ def _crypto(settings: Settings) -> WeChatCrypto | None:
 
 
 def customer_service(app: FastAPI, settings: Settings) -> CustomerServiceClient:
-    """The app's customer-service client, made on first use."""
+    """The app's customer-service client, made on first use; its access token is shared
+    with the other API processes through the database (when the app has one)."""
     client: CustomerServiceClient | None = getattr(app.state, "wechat_cs", None)
     if client is None:
+        db = getattr(app.state, "db", None)
         client = CustomerServiceClient(
-            settings.wechat_api_base, settings.wechat_app_id, settings.wechat_app_secret
+            settings.wechat_api_base,
+            settings.wechat_app_id,
+            settings.wechat_app_secret,
+            store=DatabaseTokenStore(db) if db is not None else None,
         )
         app.state.wechat_cs = client
     return client

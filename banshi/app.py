@@ -15,9 +15,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from banshi.auth_api import router as auth_router
+from banshi.bus import RedisBus, make_bus
 from banshi.db import Database
 from banshi.errors import install_handlers
 from banshi.health import HealthRegistry
+from banshi.limits import install_limits
 from banshi.pages import router as staff_pages
 from banshi.settings import Settings, get_settings
 
@@ -52,10 +54,16 @@ def create_app(settings: Settings | None = None, kb: Any = None) -> FastAPI:
         return {"status": "ok", "dialect": db.engine.dialect.name}
 
     health.register("database", database_check)
+    bus = make_bus(settings)  # live events; between processes over Redis (BANSHI_REDIS_URL)
+    if isinstance(bus, RedisBus):
+        health.register("bus", bus.health)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db.upgrade()
+        if settings.migrate == "auto":
+            db.upgrade()
+        else:  # migrated once per deploy, before the processes start (banshi db upgrade)
+            db.require_head()
         knowledge = kb or KnowledgeBase(settings, db)
         app.state.kb = knowledge
         health.register("knowledge_base", knowledge.health)
@@ -65,6 +73,7 @@ def create_app(settings: Settings | None = None, kb: Any = None) -> FastAPI:
             except Exception:
                 # Serve anyway: /healthz says what is wrong, answers say "not ready".
                 log.exception("knowledge base failed to start")
+        bus.start()
         rasa = start_chat(app, settings, db, knowledge, health)
         background = start_bridge(app, settings, db, knowledge, health)
         lobby = start_kiosk(app, settings, db, knowledge, health)
@@ -80,13 +89,16 @@ def create_app(settings: Settings | None = None, kb: Any = None) -> FastAPI:
                 await lobby
         await background.stop()
         await rasa.close()
+        await bus.close()
         db.dispose()
 
     app = FastAPI(title="banshi 办事", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.db = db
     app.state.health = health
+    app.state.bus = bus
     install_handlers(app)
+    install_limits(app, settings)  # body sizes and rate limits on every route
     app.include_router(auth_router)
     app.include_router(staff_pages)
     app.include_router(kb_router)
@@ -129,7 +141,7 @@ def start_chat(
     app.state.work_calendar = centre
     rasa = RasaClient(settings.rasa_url, settings.rasa_timeout_s)
     app.state.deps = deps
-    app.state.chat = ChatService(deps, rasa)
+    app.state.chat = ChatService(deps, rasa, app.state.bus)
     app.state.actions = make_executor(deps)
 
     def rasa_check() -> dict[str, Any]:
@@ -183,8 +195,7 @@ def start_kiosk(
     """The queue engine (queue.yml beside the catalogue), the ticket printer, and the task
     that marks bookings nobody checked in for as no-shows (returned, to cancel at exit)."""
     from kiosk.errors import QueueConfigInvalid
-    from kiosk.printing.connection import parse_printer_url
-    from kiosk.printing.ticket_printer import TicketPrinter
+    from kiosk.printing.ticket_printer import TicketPrinters
     from kiosk.queue.config import QueueConfig
     from kiosk.queue.engine import QueueDesk
 
@@ -211,12 +222,12 @@ def start_kiosk(
     app.state.queue = desk
     app.state.call_board = desk
     app.state.deps.queue = desk  # the chat tells how long the queue is
-    printer = TicketPrinter(
-        parse_printer_url(settings.kiosk_printer),
+    printers = TicketPrinters.from_setting(  # each kiosk's printer (BANSHI_KIOSK_PRINTER)
+        settings.kiosk_printer,
         settings.kiosk_paper_mm,
         str(catalog.centre.get("name", "")),
     )
-    app.state.ticket_printer = printer
+    app.state.ticket_printer = printers
     health.register("ticket_printer", lambda: app.state.ticket_printer.health())
 
     async def mark_no_shows() -> None:

@@ -93,9 +93,27 @@ def users_add(
 @click.option("--host", default=None)
 @click.option("--port", type=int, default=None)
 @click.option("--no-rasa", is_flag=True, help="Do not start Rasa (chat answers directly).")
+@click.option(
+    "--production",
+    is_flag=True,
+    help="PostgreSQL, Redis, several API and Rasa processes behind nginx (banshi/production.py).",
+)
+@click.option("--api", "api_processes", default=2, show_default=True, help="With --production.")
+@click.option("--rasa", "rasa_processes", default=1, show_default=True, help="With --production.")
 @pass_context
-def serve(ctx: Context, host: str | None, port: int | None, no_rasa: bool) -> None:
+def serve(
+    ctx: Context,
+    host: str | None,
+    port: int | None,
+    no_rasa: bool,
+    production: bool,
+    api_processes: int,
+    rasa_processes: int,
+) -> None:
     """Run the API and pages (uvicorn) and, beside them, the Rasa server."""
+    if production:
+        _serve_production(ctx.settings, port, api_processes, 0 if no_rasa else rasa_processes)
+        return
     import signal
     import threading
 
@@ -140,6 +158,56 @@ def serve(ctx: Context, host: str | None, port: int | None, no_rasa: bool) -> No
     finally:
         if rasa:
             rasa.stop()
+
+
+def _serve_production(s: Settings, port: int | None, api: int, rasa: int) -> None:
+    import signal
+    import threading
+
+    from banshi.production import Plan, Topology, TopologyError
+
+    if api < 1:
+        raise click.ClickException("--api must be at least 1")
+    plan = Plan(api_processes=api, rasa_processes=max(rasa, 1), rasa=rasa > 0)
+    if port:
+        plan = Plan(**{**plan.__dict__, "public_port": port})
+    topology = Topology(s, plan)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    click.echo(f"banshi: starting {api} API and {rasa} Rasa processes, logs in {topology.logs}")
+    try:
+        topology.start()
+    except TopologyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    names = ", ".join(f"{n} ({c.pid})" for n, c in topology.children.items())
+    click.echo(f"banshi: ready at {topology.public_url}/ — {names} (Ctrl+C to stop)")
+    click.echo(f"banshi: administrator admin, password ADMIN_PASSWORD in {topology.secrets_file}")
+    try:
+        done.wait()
+    finally:
+        click.echo("banshi: stopping")
+        topology.stop()
+
+
+@main.group()
+def production() -> None:
+    """The production topology's files."""
+
+
+@production.command("nginx-conf")
+@click.option("--api", "api", multiple=True, required=True, help="host:port, once per process.")
+@click.option("--rasa", "rasa", multiple=True, required=True, help="host:port, once per server.")
+@click.option("--listen", default="80", show_default=True)
+@click.option("--internal-listen", default="8090", show_default=True)
+def nginx_conf(
+    api: tuple[str, ...], rasa: tuple[str, ...], listen: str, internal_listen: str
+) -> None:
+    """Print the nginx configuration for containers (docker/nginx.conf is this output)."""
+    from banshi.nginx import NginxLayout, render
+
+    layout = NginxLayout(list(api), list(rasa), listen, internal_listen)
+    click.echo(render(layout), nl=False)
 
 
 def _register_parts() -> None:

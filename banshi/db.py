@@ -80,6 +80,10 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
+class SchemaNotCurrent(RuntimeError):
+    """The database has not been migrated for this version of the code."""
+
+
 class Database:
     """An engine and its session factory; one per process, made at start-up."""
 
@@ -99,6 +103,21 @@ class Database:
         from alembic import command
 
         command.upgrade(alembic_config(self.url), "head")
+
+    def require_head(self) -> None:
+        """For processes that do not migrate (BANSHI_MIGRATE=check): refuse to serve a
+        schema older or newer than this code, naming the command that fixes it."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory.from_config(alembic_config(self.url)).get_current_head()
+        with self.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+        if current != head:
+            raise SchemaNotCurrent(
+                f"database schema is at {current or 'nothing'}, this code needs {head}: "
+                "run `banshi db upgrade` once for this deploy, then start the API processes"
+            )
 
     def dispose(self) -> None:
         self.engine.dispose()

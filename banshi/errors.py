@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -103,12 +104,29 @@ def install_handlers(app: FastAPI) -> None:
         }
         return JSONResponse({"error": body}, status_code=exc.status_code)
 
+    @app.exception_handler(DBAPIError)
+    async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
+        if not exc.connection_invalidated and not isinstance(exc, OperationalError):
+            return _internal(exc)  # a bug (a constraint, bad SQL), not an outage
+        # the database is restarting or unreachable: the client should retry shortly
+        log.warning("database unavailable: %s", type(exc.orig).__name__)
+        body = {
+            "code": "database_unavailable",
+            "message": "系统正在恢复，请稍等几秒再试。",
+            "detail": f"database unavailable ({type(exc.orig).__name__})",
+        }
+        return JSONResponse({"error": body}, status_code=503, headers={"Retry-After": "3"})
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        body = {
-            "code": "internal_error",
-            "message": "系统暂时出了点问题，请稍后再试，或拨打12345热线。",
-            "detail": type(exc).__name__,
-        }
-        return JSONResponse({"error": body}, status_code=500)
+        return _internal(exc)
+
+
+def _internal(exc: Exception) -> JSONResponse:
+    log.error("unhandled error", exc_info=exc)
+    body = {
+        "code": "internal_error",
+        "message": "系统暂时出了点问题，请稍后再试，或拨打12345热线。",
+        "detail": type(exc).__name__,
+    }
+    return JSONResponse({"error": body}, status_code=500)

@@ -33,6 +33,21 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
 
+    # Production topology (banshi/production.py, docker/). Redis carries live events (queue
+    # calls, agent events, chat pushes) between API processes, shared rate-limit counters and
+    # Rasa's lock store; empty: one process, all of that in memory.
+    redis_url: str = ""
+    # "auto": each process brings the schema to head at start (one machine, one process);
+    # "check": migrations are run once per deploy (`banshi db upgrade`) and a process whose
+    # database is behind its code refuses to start, saying so
+    migrate: Literal["auto", "check"] = "auto"
+    # Proxies whose X-Forwarded-For names the client (nginx in front); comma-separated IPs
+    trusted_proxies: str = "127.0.0.1"
+    # Request limits (banshi/limits.py): the largest body on routes without a larger budget
+    # of their own, and the per-client rate limits: "on", "off" or a multiplier ("2", "0.5")
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    rate_limits: str = Field(default="on", pattern=r"^(on|off|[0-9]+(\.[0-9]+)?)$")
+
     # Knowledge base
     kb_source_dir: Path = SAMPLE_KB_DIR
     # "use-m3" (default, embedded), "e5-small" (embedded, needs the e5 extra),
@@ -45,6 +60,9 @@ class Settings(BaseSettings):
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_timeout_s: float = Field(default=4.0, gt=0)
     rasa_venv: Path = SAMPLE_KB_DIR.parent.parent / ".venv-rasa"  # made by scripts/setup-rasa
+    # Rasa's tracker store (conversations): a SQLAlchemy URL, postgresql://… in production
+    # so that every Rasa server sees every conversation; empty: SQLite in data/rasa/
+    rasa_tracker_url: str = ""
     chat_max_chars: int = Field(default=300, ge=20)  # longer messages are cut, with a notice
     chat_rate_per_minute: int = Field(default=20, ge=1)  # per resident; a flood waits alone
     # Links in chat answers (guides); empty: relative links, fine for the web widget
@@ -68,11 +86,16 @@ class Settings(BaseSettings):
     bridge_targets: list[dict[str, str]] = []
     bridge_inbound_secrets: dict[str, str] = {}
 
-    # Lobby kiosk ticket printer (kiosk/printing/connection.py): network://HOST[:9100],
-    # usb://0x0416:0x5011 (vendor:product), serial:///dev/ttyUSB0?baudrate=9600,
-    # file:///path/out.bin (each job's raw ESC/POS bytes appended to the file: captures
-    # output without a printer) or dummy:// (in memory, nothing printed). Options:
-    # ?timeout=SECONDS (default 3), ?status=off for a printer that cannot answer DLE EOT.
+    # Lobby kiosk ticket printers (kiosk/printing/connection.py): one URL for every kiosk,
+    # or one per kiosk id (the kiosk page's ?kiosk=K01), "*" for the kiosks not listed:
+    # "K01=network://10.0.0.21,K02=usb://0x0416:0x5011,*=network://10.0.0.30"; without "*"
+    # a kiosk not listed has none (its tickets are issued and shown, not printed). A URL is
+    # network://HOST[:9100], usb://0x0416:0x5011 (vendor:product, lsusb),
+    # serial:///dev/ttyUSB0?baudrate=9600, file:///path/out.bin (each job's raw ESC/POS
+    # bytes appended to the file: captures output without a printer) or dummy:// (in
+    # memory, nothing printed). Options: ?timeout=SECONDS (default 3), ?status=off for a
+    # printer that cannot answer DLE EOT. Read at start: restart the API processes after
+    # a change.
     kiosk_printer: str = "dummy://"
     kiosk_paper_mm: Literal[58, 80] = 80  # 58 mm: 32 columns (16 Chinese), 80 mm: 48 (24)
 
@@ -96,9 +119,9 @@ class Settings(BaseSettings):
     @field_validator("kiosk_printer")
     @classmethod
     def _check_kiosk_printer(cls, value: str) -> str:
-        from kiosk.printing.connection import parse_printer_url  # no escpos import
+        from kiosk.printing.connection import parse_printer_map  # no escpos import
 
-        parse_printer_url(value)  # its ValueError names BANSHI_KIOSK_PRINTER
+        parse_printer_map(value)  # its ValueError names BANSHI_KIOSK_PRINTER and the entry
         return value
 
     @field_validator("forms_a4_printer")

@@ -3,7 +3,11 @@ and the counters' actions for clerks (叫号, 重呼, 过号, 转移, 暂停).
 
 A ticket is always issued before it is printed: when the printer cannot print, the reply
 still carries the number and its status link (the kiosk shows them with a QR on screen) and
-says why it did not print; staff see the printer's state in /healthz and the log."""
+says why it did not print; staff see the printer's state in /healthz and the log.
+
+A kiosk that gets no answer (a process stopped mid-request: nginx answers 502 and does not
+send the POST again) repeats it with the same ``request_id``: the reply is the ticket that
+request issued, with ``duplicate`` true, and its slip is printed only if it never was."""
 
 from __future__ import annotations
 
@@ -17,17 +21,22 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from banshi.deps import AgentDep
 from banshi.errors import NotFound, Unavailable
 from kiosk.errors import CannotIssue, PrinterUnavailable
+from kiosk.printing.ticket_printer import NOT_CONFIGURED, no_printer, printer_for
 from kiosk.qr import svg_response
 from kiosk.queue.engine import QueueDesk
+from kiosk.queue.models import QueueTicket
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["kiosk"])
 TOKEN = r"^[A-Za-z0-9_-]{8,40}$"
 WINDOW = r"^[A-Z]\d{2}$"
+REQUEST_ID = r"^[A-Za-z0-9_-]{8,64}$"
 
 
 def _desk(request: Request) -> QueueDesk:
@@ -51,10 +60,13 @@ class IssueIn(BaseModel):
     priority_group: str | None = Field(default=None, max_length=16)
     kiosk: str = Field(default="", max_length=32)
     print: bool = True  # a phone or a test asks without printing
+    # one per resident's tap, the same when the kiosk retries it (crypto.randomUUID())
+    request_id: str | None = Field(default=None, pattern=REQUEST_ID)
 
 
 @router.post("/api/kiosk/tickets")
 async def issue(body: IssueIn, request: Request) -> dict[str, Any]:
+    """A number; for a ``request_id`` already answered, the same ticket (``duplicate``)."""
     desk = _desk(request)
     ticket = await asyncio.to_thread(
         desk.issue,
@@ -62,8 +74,9 @@ async def issue(body: IssueIn, request: Request) -> dict[str, Any]:
         id_number=body.id_number,
         priority_group=body.priority_group,
         kiosk=body.kiosk,
+        request_id=body.request_id,
     )
-    return await _with_print(request, ticket, body.print)
+    return await _answer(request, desk, ticket, body.print, body.kiosk)
 
 
 class CheckInIn(BaseModel):
@@ -76,7 +89,7 @@ class CheckInIn(BaseModel):
 async def check_in(body: CheckInIn, request: Request) -> dict[str, Any]:
     desk = _desk(request)
     ticket = await asyncio.to_thread(desk.check_in, body.token, body.kiosk)
-    return await _with_print(request, ticket, body.print)
+    return await _answer(request, desk, ticket, body.print, body.kiosk)
 
 
 @router.get("/api/kiosk/tickets/{token}")
@@ -87,10 +100,13 @@ async def ticket_status(token: str, request: Request) -> dict[str, Any]:
 
 @router.post("/api/kiosk/tickets/{token}/print")
 async def reprint(token: str, request: Request) -> dict[str, Any]:
-    """Print again (paper was out, the slip was lost): only ever on request."""
+    """Print again (paper was out, the slip was lost): only ever on request, on the printer
+    of the kiosk that issued the ticket (where the resident pressed 重新打印)."""
     _check_token(token)
-    ticket = await asyncio.to_thread(_desk(request).status, token)
-    return await _with_print(request, ticket, True)
+    desk = _desk(request)
+    ticket = await asyncio.to_thread(desk.status, token)
+    kiosk = await asyncio.to_thread(_issuing_kiosk, desk, token)
+    return await _with_print(request, ticket, True, kiosk, desk)
 
 
 @router.post("/api/kiosk/tickets/{token}/requeue")
@@ -219,23 +235,52 @@ async def counter_action(
 
 
 # -- helpers ---------------------------------------------------------------------------
-async def _with_print(request: Request, ticket: dict[str, Any], wanted: bool) -> dict[str, Any]:
+async def _answer(
+    request: Request, desk: QueueDesk, ticket: dict[str, Any], wanted: bool, kiosk: str
+) -> dict[str, Any]:
+    """An issued (or checked-in) ticket, printed if asked. A duplicate (the same request
+    again, the booking scanned again) is printed only if its slip never came out: a kiosk
+    retries because no answer came, and the first attempt may or may not have printed.
+    Two retries at the very same moment may both print: two slips of one number."""
+    if ticket.get("duplicate") and ticket.get("printed"):
+        status_url = _status_url(request, ticket["token"])
+        return {**ticket, "status_url": status_url, "printed": True, "printer": None}
+    return await _with_print(request, ticket, wanted, kiosk, desk)
+
+
+async def _with_print(
+    request: Request, ticket: dict[str, Any], wanted: bool, kiosk: str, desk: QueueDesk
+) -> dict[str, Any]:
+    """Print on ``kiosk``'s printer (BANSHI_KIOSK_PRINTER); the ticket stands either way."""
     ticket = {**ticket, "status_url": _status_url(request, ticket["token"])}
     if not wanted:
         return {**ticket, "printed": False, "printer": None}
-    printer = getattr(request.app.state, "ticket_printer", None)
-    if printer is None:
+    printers = getattr(request.app.state, "ticket_printer", None)
+    if printers is None:
         return {**ticket, "printed": False, "printer": None}
     try:
+        printer = printer_for(printers, kiosk)
+        if printer is None:
+            raise no_printer(kiosk)
         await asyncio.to_thread(printer.print_queue_ticket, ticket)
     except PrinterUnavailable as exc:
-        log.warning("ticket %s not printed: %s", ticket["number"], exc.detail)
+        level = logging.INFO if exc.reason == NOT_CONFIGURED else logging.WARNING
+        log.log(level, "ticket %s not printed: %s", ticket["number"], exc.detail)
         return {
             **ticket,
             "printed": False,
             "printer": {"reason": exc.reason, "message": exc.message},
         }
+    try:
+        await asyncio.to_thread(desk.mark_printed, ticket["token"])
+    except SQLAlchemyError as exc:  # printed all the same; a retry may print it once more
+        log.warning("ticket %s printed, not recorded: %s", ticket["number"], exc)
     return {**ticket, "printed": True, "printer": None}
+
+
+def _issuing_kiosk(desk: QueueDesk, token: str) -> str:
+    with desk.db.session() as s:
+        return s.scalar(select(QueueTicket.kiosk).where(QueueTicket.token == token)) or ""
 
 
 def _status_url(request: Request, token: str) -> str:

@@ -32,6 +32,7 @@ from threading import Lock
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 from fastapi import APIRouter, Header, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from banshi.deps import SettingsDep
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 
 TOPIC = "calls"
 PAGE_SIZE = 30
+MAX_CALL_ID = 2**63 - 1  # past a 64-bit integer the database would fail (a 500, not a 4xx)
 POLL_S = 1.0  # the board is read this often: calls made in another process arrive in ~1 s
 HEARTBEAT_S = 15.0  # a comment line keeps proxies and the browser from timing out
 # uvicorn waits for open responses when it shuts down, and no ASGI message tells a stream
@@ -123,7 +125,7 @@ def display_page(settings: SettingsDep) -> HTMLResponse:
 @router.get("/api/kiosk/calls/recent", tags=["kiosk"])
 async def recent_calls(
     request: Request,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_CALL_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = PAGE_SIZE,
 ) -> JSONResponse:
     """Calls after ``after`` (oldest first); from 0, today's last ``limit``."""
@@ -135,7 +137,7 @@ async def recent_calls(
 @router.get("/api/kiosk/calls/stream", tags=["kiosk"])
 async def call_stream(
     request: Request,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_CALL_ID)] = 0,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """Server-Sent Events: ``event: call`` with ``id:`` and the call as JSON ``data:``,
@@ -154,7 +156,11 @@ async def call_stream(
     response_class=Response,
     responses={200: {"content": {"audio/wav": {}}}},
 )
-async def call_audio(call_id: int, request: Request, settings: SettingsDep) -> Response:
+async def call_audio(
+    call_id: Annotated[int, PathParam(ge=1, le=MAX_CALL_ID)],
+    request: Request,
+    settings: SettingsDep,
+) -> Response:
     """The announcement of one call, twice, as a WAV (rendered once, then cached)."""
     call = await asyncio.to_thread(_board(request).call, call_id)
     if call is None:

@@ -3,14 +3,19 @@
 ``sync`` brings the index to a set of documents by re-embedding only the documents whose
 content changed; ``save`` writes a new generation of files and then flips a ``CURRENT``
 pointer with an atomic rename, so a crash mid-write leaves the previous index intact.
+Several API processes may share one data directory (the production topology): a file lock
+on the folder keeps one writer at a time and readers off a generation being pruned.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,7 +174,7 @@ class KnowledgeIndex:
     # -- persistence ---------------------------------------------------------------------
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        with self.lock:
+        with self.lock, _folder_lock(folder, fcntl.LOCK_EX):
             current = _read_current(folder)
             gen = (current or 0) + 1
             manifest = {
@@ -190,13 +195,21 @@ class KnowledgeIndex:
             _fsync_file(tmp)
             os.replace(tmp, folder / f"vectors-{gen}.faiss")
             _write_atomic(folder / "CURRENT", str(gen).encode())
-        for old in folder.iterdir():
-            if old.name.split("-", 1)[0] in {"manifest", "vectors"} and f"-{gen}." not in old.name:
-                old.unlink(missing_ok=True)
+            for old in folder.iterdir():
+                kind = old.name.split("-", 1)[0]
+                if kind in {"manifest", "vectors"} and f"-{gen}." not in old.name:
+                    old.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, folder: Path, encoder: Encoder, text: TextPipeline) -> KnowledgeIndex | None:
         """The saved index, or None when absent, unreadable or built with another encoder."""
+        if not folder.is_dir():
+            return None
+        with _folder_lock(folder, fcntl.LOCK_SH):
+            return cls._load(folder, encoder, text)
+
+    @classmethod
+    def _load(cls, folder: Path, encoder: Encoder, text: TextPipeline) -> KnowledgeIndex | None:
         gen = _read_current(folder)
         if gen is None:
             return None
@@ -225,6 +238,13 @@ class KnowledgeIndex:
             log.warning("index in %s is inconsistent; it will be rebuilt", folder)
             return None
         return index
+
+
+@contextmanager
+def _folder_lock(folder: Path, kind: int) -> Iterator[None]:
+    with open(folder / ".lock", "a+b") as f:
+        fcntl.flock(f.fileno(), kind)  # released when the file is closed
+        yield
 
 
 def _read_current(folder: Path) -> int | None:

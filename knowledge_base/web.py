@@ -8,6 +8,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from banshi.pages import html_page
 from knowledge_base.api import KbDep
 
 router = APIRouter(include_in_schema=False)
@@ -16,7 +17,7 @@ PAGES = Path(__file__).resolve().parent / "pages"
 
 @router.get("/", response_class=HTMLResponse)
 def ask_page() -> HTMLResponse:
-    return HTMLResponse((PAGES / "ask.html").read_text(encoding="utf-8"))
+    return html_page((PAGES / "ask.html").read_text(encoding="utf-8"))
 
 
 @router.get("/guides/{item_id}", response_class=HTMLResponse)
@@ -49,4 +50,4 @@ padding:16px;color:#1d2733}}th{{text-align:left;white-space:nowrap;padding-right
 vertical-align:top}}p{{white-space:pre-wrap}}h1{{color:#b8282e}}</style></head><body>
 <p><a href="/">← 返回问答</a></p><h1>{escape(g["title"])}</h1><table>{facts}</table>
 <h2>申请材料</h2><ol>{materials}</ol>{sections}<h2>政策依据</h2><ul>{basis}</ul></body></html>"""
-    return HTMLResponse(html)
+    return html_page(html)

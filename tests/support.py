@@ -29,6 +29,9 @@ def build_settings(data_dir: Path, **overrides: object) -> Settings:
         # no Rasa in unit tests: a closed port, so chat takes the direct path at once
         "rasa_url": "http://127.0.0.1:9",
         "rasa_timeout_s": 1.0,
+        # every test client is "testclient": one address for the whole session. The limits
+        # themselves are tested with their budgets on (tests/banshi/test_limits.py).
+        "rate_limits": "off",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

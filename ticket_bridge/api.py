@@ -7,7 +7,7 @@ import asyncio
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Path, Query, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
@@ -23,7 +23,11 @@ router = APIRouter(tags=["tickets"])
 NUMBER = r"^\d{8}$"
 LAST4 = r"^\d{4}$"
 SESSION = r"^[A-Za-z0-9_-]{16,64}$"
+REPLY_ID = r"^[A-Za-z0-9_-]{8,58}$"
 WECHAT_SEND_WAIT_S = 5.0
+# row ids and offsets past a 64-bit integer: the database would fail (a 500, not a 4xx)
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 def _live(request: Request) -> LiveDesk:
@@ -86,37 +90,50 @@ async def my_chats(request: Request, who: AgentDep) -> dict[str, Any]:
 
 
 @router.post("/api/agent/chats/{chat_id}/claim")
-async def claim(chat_id: int, request: Request, who: AgentDep) -> dict[str, Any]:
+async def claim(chat_id: RowId, request: Request, who: AgentDep) -> dict[str, Any]:
     return await asyncio.to_thread(_live(request).claim, chat_id, who.username)
 
 
 @router.get("/api/agent/chats/{chat_id}")
 async def chat_messages(
-    chat_id: int, request: Request, who: AgentDep, after: Annotated[int, Query(ge=0)] = 0
+    chat_id: RowId,
+    request: Request,
+    who: AgentDep,
+    after: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
 ) -> dict[str, Any]:
     return await asyncio.to_thread(_live(request).messages, chat_id, who, after)
 
 
 class ReplyIn(BaseModel):
     text: str = Field(min_length=1, max_length=2000)
+    # the inbox's id for this reply, the same when it sends it again after no answer
+    # (stored with the "agent:" prefix in the chat's 64-character message ids)
+    client_id: str | None = Field(default=None, pattern=REPLY_ID)
 
 
 @router.post("/api/agent/chats/{chat_id}/messages")
-async def reply(chat_id: int, body: ReplyIn, request: Request, who: AgentDep) -> dict[str, Any]:
-    """Stored and pushed at once; for WeChat, says whether WeChat accepted it."""
-    future = await asyncio.to_thread(_live(request).reply, chat_id, who, body.text)
-    if future is None:
-        return {"delivered": True, "channel_note": ""}
+async def reply(chat_id: RowId, body: ReplyIn, request: Request, who: AgentDep) -> dict[str, Any]:
+    """Stored and pushed at once; for WeChat, says whether WeChat accepted it. The same
+    ``client_id`` again: the message stored the first time (``duplicate``), not sent again."""
+    done = await asyncio.to_thread(_live(request).reply, chat_id, who, body.text, body.client_id)
+    # with a client id, also what was stored (the same message for a retry)
+    answer = {"message": done.message, "duplicate": done.duplicate} if body.client_id else {}
+    if done.duplicate and done.channel == "wechat":
+        # the first attempt sent it; whether WeChat took it is not known to this request
+        note = "这条回复已发送过，没有重复发送；如居民没有收到，请改为电话联系。"
+        return {**answer, "delivered": None, "channel_note": note}
+    if done.delivery is None:
+        return {**answer, "delivered": True, "channel_note": ""}
     try:
-        ok = await asyncio.wait_for(asyncio.wrap_future(future), WECHAT_SEND_WAIT_S)
+        ok = await asyncio.wait_for(asyncio.wrap_future(done.delivery), WECHAT_SEND_WAIT_S)
     except TimeoutError:
         ok = False
     note = "" if ok else "微信未能送达（居民超过48小时未互动或网络故障），请改为电话联系。"
-    return {"delivered": bool(ok), "channel_note": note}
+    return {**answer, "delivered": bool(ok), "channel_note": note}
 
 
 @router.post("/api/agent/chats/{chat_id}/release")
-async def release(chat_id: int, request: Request, who: AgentDep) -> dict[str, bool]:
+async def release(chat_id: RowId, request: Request, who: AgentDep) -> dict[str, bool]:
     await asyncio.to_thread(_live(request).release, chat_id, who)
     return {"ok": True}
 
@@ -128,7 +145,7 @@ class TransferIn(BaseModel):
 
 @router.post("/api/agent/chats/{chat_id}/transfer")
 async def transfer(
-    chat_id: int, body: TransferIn, request: Request, who: AgentDep
+    chat_id: RowId, body: TransferIn, request: Request, who: AgentDep
 ) -> dict[str, Any]:
     live = _live(request)
     return await asyncio.to_thread(live.transfer, chat_id, who, body.agent, body.department)
@@ -145,7 +162,7 @@ class CloseIn(BaseModel):
 
 
 @router.post("/api/agent/chats/{chat_id}/close")
-async def close(chat_id: int, body: CloseIn, request: Request, who: AgentDep) -> dict[str, Any]:
+async def close(chat_id: RowId, body: CloseIn, request: Request, who: AgentDep) -> dict[str, Any]:
     live = _live(request)
     return await asyncio.to_thread(
         lambda: live.close_with_ticket(chat_id, who, **body.model_dump())
@@ -195,7 +212,7 @@ def add_canned(body: CannedIn, request: Request, who: SupervisorDep) -> dict[str
 
 @router.put("/api/agent/canned/{reply_id}")
 def edit_canned(
-    reply_id: int, body: CannedIn, request: Request, who: SupervisorDep
+    reply_id: RowId, body: CannedIn, request: Request, who: SupervisorDep
 ) -> dict[str, Any]:
     with request.app.state.db.session() as s:
         row = s.get(CannedReply, reply_id)
@@ -211,7 +228,7 @@ def edit_canned(
 
 
 @router.delete("/api/agent/canned/{reply_id}", status_code=204)
-def delete_canned(reply_id: int, request: Request, who: SupervisorDep) -> None:
+def delete_canned(reply_id: RowId, request: Request, who: SupervisorDep) -> None:
     with request.app.state.db.session() as s:
         row = s.get(CannedReply, reply_id)
         if row is not None:
@@ -230,7 +247,7 @@ def list_tickets(
     mine: bool = False,
     q: Annotated[str | None, Query(max_length=50)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
 ) -> dict[str, Any]:
     desk = _tickets(request)
     with desk.db.session() as s:

@@ -13,6 +13,7 @@ import concurrent.futures
 import datetime as dt
 import logging
 import threading
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
@@ -45,6 +46,7 @@ RATING_BUTTONS = [{"title": r, "payload": r} for r in RATINGS]
 DEFAULT_CAPACITY = 3
 PRESENCE_TTL = dt.timedelta(minutes=3)  # an inbox unseen this long is a closed one
 PRESENCE_TOUCH = dt.timedelta(seconds=30)  # how stale "seen" may get before it is written
+AGENT_ID_PREFIX = "agent:"  # an agent's reply id among the chat's message ids (64 chars)
 
 
 class Channels(Protocol):
@@ -62,11 +64,28 @@ class Channels(Protocol):
         self, conversation_id: str, author: str, messages: list[dict[str, Any]]
     ) -> concurrent.futures.Future[bool] | None: ...
 
+    def post_once(
+        self, conversation_id: str, author: str, msg: dict[str, Any], external_id: str
+    ) -> tuple[dict[str, Any], bool, concurrent.futures.Future[bool] | None] | None: ...
+
     def notify(self, conversation_id: str, event: dict[str, Any]) -> None: ...
 
 
 def _msg(text: str, buttons: list[dict[str, str]] | None = None) -> dict[str, Any]:
     return {"text": text, "buttons": buttons or [], "links": []}
+
+
+@dataclass
+class Reply:
+    """An agent's reply as stored: ``message`` (None when sent without a client id),
+    ``duplicate`` (the same client id again: nothing stored or sent a second time), and
+    ``delivery``, WeChat's answer to the sending (None on other channels, and for a
+    duplicate: the first attempt sent it); ``channel`` of the chat (web, wechat…)."""
+
+    message: dict[str, Any] | None
+    duplicate: bool
+    delivery: concurrent.futures.Future[bool] | None
+    channel: str
 
 
 class LiveDesk:
@@ -470,17 +489,26 @@ class LiveDesk:
         rows = self.channels.messages(conv, after)
         return {**view, "messages": [{**m, "text": mask_text(m["text"])} for m in rows]}
 
-    def reply(
-        self, chat_id: int, who: Principal, text: str
-    ) -> concurrent.futures.Future[bool] | None:
+    def reply(self, chat_id: int, who: Principal, text: str, client_id: str | None = None) -> Reply:
+        """Store and send an agent's reply. With ``client_id`` (the inbox's id for this
+        reply, the same when it retries after no answer) a second request with the same id
+        returns the stored message instead of storing and sending another."""
         text = text.strip()
         if not text:
             raise BanshiError("回复内容不能为空。", "empty reply")
         if len(text) > 2000:
             raise BanshiError("回复太长了，请分几条发送（每条不超过2000字）。", "reply too long")
         with self.db.session() as s:
-            conv = self._held(s, chat_id, who).conversation_id
-        return self.channels.post(conv, "agent", [_msg(text)])
+            chat = self._held(s, chat_id, who)
+            conv, channel = chat.conversation_id, chat.channel
+        if not client_id:
+            return Reply(None, False, self.channels.post(conv, "agent", [_msg(text)]), channel)
+        # in the chat's messages, where a resident's own ids live too: a prefix keeps apart
+        posted = self.channels.post_once(conv, "agent", _msg(text), AGENT_ID_PREFIX + client_id)
+        if posted is None:
+            raise TicketNotFound("对话不存在。", f"no conversation {conv}")
+        message, duplicate, delivery = posted
+        return Reply({**message, "text": mask_text(message["text"])}, duplicate, delivery, channel)
 
     def release(self, chat_id: int, who: Principal) -> None:
         """Back to the bot."""

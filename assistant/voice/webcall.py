@@ -52,6 +52,7 @@ from starlette.websockets import WebSocketDisconnect
 from assistant.pages import PAGES
 from assistant.voice.pcm import frames as pcm_frames
 from assistant.voice.transport import CallHandler
+from banshi.pages import html_page
 
 log = logging.getLogger(__name__)
 
@@ -367,7 +368,8 @@ def webcall_router(
 
     @router.get("/call", response_class=HTMLResponse, include_in_schema=False)
     def call_page() -> HTMLResponse:
-        return HTMLResponse((PAGES / "call.html").read_text(encoding="utf-8"))
+        page = (PAGES / "call.html").read_text(encoding="utf-8")
+        return html_page(page, microphone=True, blob_scripts=True)  # its audio worklet
 
     @router.websocket("/api/voice/webcall")
     async def webcall_socket(ws: WebSocket) -> None:

@@ -21,6 +21,7 @@ from kiosk.errors import FormInvalid
 from kiosk.forms.library import FormLibrary, Stored
 from kiosk.forms.printing import A4Printer
 from kiosk.printing.checklist import FieldChecklistPrint
+from kiosk.printing.ticket_printer import NO_PRINTER_CHECKLIST, no_printer, printer_for
 from kiosk.qr import svg_response
 
 router = APIRouter(tags=["forms"])
@@ -153,13 +154,17 @@ class PrintIn(BaseModel):
 
 @router.post("/api/forms/{form_id}/print")
 async def print_form(form_id: FormId, body: PrintIn, request: Request) -> dict[str, Any]:
-    """The blank form on the A4 printer, or the 填写要点 on the ticket printer."""
+    """The blank form on the A4 printer, or the 填写要点 on the ticket printer: both the
+    kiosk's own (BANSHI_FORMS_A4_PRINTER, BANSHI_KIOSK_PRINTER)."""
     library = _library(request)
     form = (await asyncio.to_thread(library.get, form_id)).form
     if body.what == "checklist":
-        printer = getattr(request.app.state, "ticket_printer", None)
-        if printer is None:
+        printers = getattr(request.app.state, "ticket_printer", None)
+        if printers is None:
             raise Unavailable("打印机正在启动，请稍后再试。", "ticket printer not started")
+        printer = printer_for(printers, body.kiosk)  # the kiosk's own (BANSHI_KIOSK_PRINTER)
+        if printer is None:
+            raise no_printer(body.kiosk, NO_PRINTER_CHECKLIST)
         slip = FieldChecklistPrint(f"{form.title} 填写要点", form.checklist_lines(), CHECKLIST_NOTE)
         await asyncio.to_thread(printer.print_field_checklist, slip)
         return {"printed": True, "message": "填写要点已打印，请在取号出纸口取走。"}

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kiosk.errors import A4PrinterUnavailable, CounterError
+from kiosk.per_kiosk import for_kiosk, parse_per_kiosk
 
 LP_TIMEOUT_S = 20
 JOB_ID = re.compile(r"request id is (\S+)")
@@ -27,20 +28,19 @@ NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 def parse_queues(spec: str) -> dict[str, str]:
     """``HallA4`` or ``K01=HallA4,*=DeskA4`` as kiosk -> queue (``*``: any other kiosk)."""
-    spec = spec.strip()
-    if not spec:
-        return {}
-    parts = spec.split(",") if "=" in spec or "," in spec else [f"*={spec}"]
-    queues: dict[str, str] = {}
-    for part in parts:
-        kiosk, _, queue = (p.strip() for p in part.partition("="))
-        if not (kiosk == "*" or NAME.fullmatch(kiosk)) or not NAME.fullmatch(queue):
-            raise ValueError(
-                "BANSHI_FORMS_A4_PRINTER must be a CUPS queue name or KIOSK=QUEUE pairs "
-                f"separated by commas ('*' for the other kiosks), not {spec!r}"
-            )
-        queues[kiosk] = queue
-    return queues
+    try:
+        return parse_per_kiosk(spec, _queue_name)
+    except ValueError as exc:
+        raise ValueError(
+            "BANSHI_FORMS_A4_PRINTER must be a CUPS queue name or KIOSK=QUEUE pairs "
+            f"separated by commas ('*' for the other kiosks), not {spec!r}: {exc}"
+        ) from None
+
+
+def _queue_name(text: str) -> str:
+    if not NAME.fullmatch(text):
+        raise ValueError(f"{text!r} is not a CUPS queue name (letters, digits, '_', '.', '-')")
+    return text
 
 
 class RecentlyPrinted(CounterError):
@@ -76,7 +76,7 @@ class A4Printer:
         return bool(self.queues)
 
     def queue_for(self, kiosk: str) -> str:
-        return self.queues.get(kiosk) or self.queues.get("*", "")
+        return for_kiosk(self.queues, kiosk) or ""
 
     def print_pdf(self, pdf: bytes, title: str, key: tuple[str, str]) -> str:
         """Send ``pdf`` to the CUPS queue; returns CUPS's job id. ``key`` (kiosk, form)

@@ -9,6 +9,11 @@
 Options: ``timeout`` (seconds, network/serial/usb; default 3) and ``status=off`` for a
 printer that cannot answer the real-time status query. Parsing imports nothing heavy, so
 settings can validate the value; python-escpos is imported only when a printer is opened.
+
+One URL is every kiosk's printer; a lobby where each kiosk has its own names them per
+kiosk (kiosk/per_kiosk.py), ``*`` for the kiosks not listed (without it they have none)::
+
+    K01=network://10.0.0.21,K02=usb://0x0416:0x5011,*=network://10.0.0.30
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+from kiosk.per_kiosk import KioskMapError, is_mapping, parse_per_kiosk
 
 if TYPE_CHECKING:
     from escpos.escpos import Escpos
@@ -100,6 +107,29 @@ def parse_printer_url(url: str) -> PrinterConfig:
         return _parse(url.strip())
     except PrinterUrlError as exc:
         raise PrinterUrlError(f"{SETTING}={url!r}: {exc}; expected {EXAMPLES}") from None
+
+
+def parse_printer_map(spec: str) -> dict[str, PrinterConfig]:
+    """``BANSHI_KIOSK_PRINTER`` as kiosk -> printer: one URL is ``{"*": config}`` (every
+    kiosk), ``K01=URL,K02=URL,*=URL`` one per kiosk. An error names the wrong entry."""
+    if not is_mapping(spec.strip()):
+        return {"*": parse_printer_url(spec)}  # its message as ever
+    try:
+        return parse_per_kiosk(spec, lambda url: _parse(url.strip()))
+    except KioskMapError as exc:
+        raise PrinterUrlError(
+            f"{SETTING} {exc}; expected KIOSK=URL pairs separated by commas ('*' for the "
+            f"kiosks not listed), each URL {EXAMPLES}"
+        ) from None
+
+
+def kiosks_by_printer(printers: dict[str, PrinterConfig]) -> dict[PrinterConfig, list[str]]:
+    """Each distinct printer and the kiosks it serves (``*`` last): two kiosks whose URLs
+    say the same printer (``network://h`` and ``network://h:9100``) share it."""
+    shared: dict[PrinterConfig, list[str]] = {}
+    for kiosk in sorted(printers, key=lambda k: (k == "*", k)):
+        shared.setdefault(printers[kiosk], []).append(kiosk)
+    return shared
 
 
 def _parse(url: str) -> PrinterConfig:

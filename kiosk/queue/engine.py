@@ -6,7 +6,10 @@ the quota, then takes the next sequence of the service's day with one guarded UP
 row lock (PostgreSQL) or the single writer (SQLite) makes numbers consecutive and unique
 across kiosks and processes, and a quota cannot be overrun. A person's unserved ticket
 holds a unique ``open_key``, so a second one for the same service is refused even when two
-kiosks try at the same moment.
+kiosks try at the same moment. A kiosk that got no answer sends the same ``request_id``
+again: the ticket that id issued that day is returned (``duplicate``), not a second one, and
+nothing is counted again; a unique key on (request_id, day) decides when the retry reaches
+another process while the first attempt is still being written.
 
 Calling: appointments checked in and the 绿色通道 go first, but after ``priority_run`` of
 them in a row at a window a waiting regular number is called (nobody is starved). Two
@@ -86,10 +89,20 @@ class QueueDesk:
         id_number: str | None = None,
         priority_group: str | None = None,
         kiosk: str = "",
+        request_id: str | None = None,
         now: dt.datetime | None = None,
     ) -> dict[str, Any]:
-        """A walk-in number, or CannotIssue saying why in Chinese (nothing issued then)."""
+        """A walk-in number, or CannotIssue saying why in Chinese (nothing issued then).
+
+        ``request_id`` (the kiosk's id of the resident's tap, the same on its retries): if
+        it already issued a ticket today, that one is returned with ``duplicate`` true and
+        ``printed`` (whether its slip came out), before any rule is checked again; the
+        opening time, quota and one-open-ticket rules were passed when it was issued."""
         now = _utc(now or self.clock())
+        if request_id:
+            seen = self._issued_for(request_id, service_code, now)
+            if seen is not None:
+                return seen
         service = self._service(service_code)
         self._check_open(service, now)
         number = self._id_number(service, id_number, now)
@@ -97,7 +110,47 @@ class QueueDesk:
             self._check_priority(priority_group, number, now)
         elif number and idcard.age_on(number, self.local_day(now)) >= ELDERLY_AGE:
             priority_group = "elderly"  # 刷身份证自动识别: nobody has to ask for it
-        return self._take(service, number, priority_group, kiosk, now)
+        try:
+            return self._take(service, number, priority_group, kiosk, now, request_id)
+        except CannotIssue:
+            # refused (its own ticket is open, the quota just ran out, the unique key): the
+            # same request may have been issued by another process meanwhile
+            seen = self._issued_for(request_id, service_code, now) if request_id else None
+            if seen is None:
+                raise
+            return seen
+
+    def _issued_for(
+        self, request_id: str, service_code: str, now: dt.datetime
+    ) -> dict[str, Any] | None:
+        """The ticket ``request_id`` issued today, as a duplicate's reply; None if none."""
+        with self.db.session() as s:
+            ticket = s.scalar(
+                select(QueueTicket).where(
+                    QueueTicket.request_id == request_id,
+                    QueueTicket.day == self.local_day(now),
+                )
+            )
+            if ticket is None:
+                return None
+            if ticket.service != service_code:  # a client bug: never hand out another's
+                raise CannotIssue(
+                    "request_reused",
+                    "取号请求有误，请回到首页重新取号。",
+                    f"request_id {request_id!r} issued {ticket.number}, not service "
+                    f"{service_code!r}",
+                )
+            return self._duplicate_view(s, ticket, now)
+
+    def mark_printed(self, token: str, now: dt.datetime | None = None) -> None:
+        """The ticket's slip came out (the first time is kept)."""
+        moment = _utc(now or self.clock())
+        with self.db.session() as s:
+            s.execute(
+                update(QueueTicket)
+                .where(QueueTicket.token == token, QueueTicket.printed_at.is_(None))
+                .values(printed_at=moment)
+            )
 
     def _take(
         self,
@@ -106,6 +159,7 @@ class QueueDesk:
         priority_group: str | None,
         kiosk: str,
         now: dt.datetime,
+        request_id: str | None = None,
     ) -> dict[str, Any]:
         day = self.local_day(now)
         id_hash = idcard.fingerprint(number, self.secret) if number else None
@@ -125,9 +179,10 @@ class QueueDesk:
                 id_masked=idcard.mask(number) if number else "",
                 priority_group=priority_group,
                 kiosk=kiosk,
+                request_id=request_id,
             )
             ticket_id = ticket.id
-        return self._view_of(ticket_id, now)
+        return {**self._view_of(ticket_id, now), "duplicate": False}
 
     def _insert_ticket(
         self,
@@ -144,6 +199,7 @@ class QueueDesk:
         kiosk: str = "",
         queued_at: dt.datetime | None = None,
         transferred_from: str | None = None,
+        request_id: str | None = None,
     ) -> QueueTicket:
         """The next number of ``service`` (within the quota of ``kind``) as a waiting
         ticket; refused when this person already holds an unserved one (the unique
@@ -166,6 +222,7 @@ class QueueDesk:
             issued_at=now,
             queued_at=queued_at or now,
             transferred_from=transferred_from,
+            request_id=request_id,
         )
         s.add(ticket)
         try:
@@ -389,8 +446,8 @@ class QueueDesk:
             appointment = self._appointment(s, token)
             if appointment.status == "checked_in" and appointment.ticket_id:
                 ticket = s.get(QueueTicket, appointment.ticket_id)
-                if ticket is not None:
-                    return self._view(s, ticket, now)  # scanned twice: the same number
+                if ticket is not None:  # scanned twice (or a retry): the same number
+                    return self._duplicate_view(s, ticket, now)
             if appointment.status != "booked":
                 raise CannotIssue(
                     "not_booked", "这个预约已取消或已过期，请重新取号或预约。", appointment.status
@@ -440,7 +497,7 @@ class QueueDesk:
                 ticket = s.get(QueueTicket, appointment.ticket_id or 0)
                 if ticket is None:
                     raise CannotIssue("not_booked", "这个预约刚刚已签到，请稍候再扫一次。", "race")
-                return self._view(s, ticket, now)
+                return self._duplicate_view(s, ticket, now)
             ticket = self._insert_ticket(
                 s,
                 service,
@@ -454,24 +511,51 @@ class QueueDesk:
             )
             appointment.ticket_id = ticket.id
             ticket_id = ticket.id
-        return self._view_of(ticket_id, now)
+        return {**self._view_of(ticket_id, now), "duplicate": False}
 
     def mark_no_shows(self, now: dt.datetime | None = None) -> int:
-        """Bookings not checked in by ``check_in_late_minutes`` after their start: 爽约."""
+        """Bookings not checked in by ``check_in_late_minutes`` after their start: 爽约.
+
+        Run every minute by every API process, at the same moments as check-ins: the rows
+        are changed only by the conditional UPDATE of :meth:`_write_no_shows` (still
+        ``booked``, and of a slot whose grace is over), so a check-in that commits between
+        this sweep's read and its write keeps its number."""
         now = _utc(now or self.clock())
+        return self._write_no_shows(self._overdue_slots(now))
+
+    def _overdue_slots(self, now: dt.datetime) -> dict[dt.date, list[str]]:
+        """The sweep's read: per day, the slot starts whose check-in grace is over at
+        ``now`` and that still have bookings nobody checked in for."""
         late = dt.timedelta(minutes=self.config.rules.check_in_late_minutes)
+        with self.db.session() as s:
+            slots = s.execute(
+                select(Appointment.day, Appointment.start)
+                .where(Appointment.status == "booked", Appointment.day <= self.local_day(now))
+                .distinct()
+            ).all()
+        overdue: dict[dt.date, list[str]] = {}
+        for day, start in slots:
+            begins = dt.datetime.combine(day, dt.time.fromisoformat(start), self.calendar.tz)
+            if now > begins + late:
+                overdue.setdefault(day, []).append(start)
+        return overdue
+
+    def _write_no_shows(self, overdue: dict[dt.date, list[str]]) -> int:
+        """The sweep's write: one UPDATE per day that carries both conditions (the status
+        is still ``booked``; the slot is one whose grace is over), whatever was read."""
         marked = 0
         with self.db.session() as s:
-            booked = s.scalars(
-                select(Appointment).where(
-                    Appointment.status == "booked", Appointment.day <= self.local_day(now)
-                )
-            ).all()
-            for a in booked:
-                start = dt.datetime.combine(a.day, dt.time.fromisoformat(a.start), self.calendar.tz)
-                if now > start + late:
-                    a.status, a.open_key = "no_show", None
-                    marked += 1
+            for day, starts in sorted(overdue.items()):
+                marked += s.execute(
+                    update(Appointment)
+                    .where(
+                        Appointment.status == "booked",
+                        Appointment.day == day,
+                        Appointment.start.in_(sorted(starts)),
+                    )
+                    .values(status="no_show", open_key=None)
+                    .execution_options(synchronize_session=False)
+                ).rowcount  # type: ignore[attr-defined]
         return marked
 
     def appointment_token(self, appointment_id: int) -> str:
@@ -962,6 +1046,10 @@ class QueueDesk:
             ticket = s.get(QueueTicket, ticket_id)
             assert ticket is not None
             return self._view(s, ticket, now)
+
+    def _duplicate_view(self, s: Session, t: QueueTicket, now: dt.datetime) -> dict[str, Any]:
+        """An already issued ticket asked for again: ``printed`` says if its slip came out."""
+        return {**self._view(s, t, now), "duplicate": True, "printed": t.printed_at is not None}
 
     def _view(self, s: Session, t: QueueTicket, now: dt.datetime | None = None) -> dict[str, Any]:
         service = self.config.services[t.service]

@@ -26,7 +26,12 @@ class QueueDay(Base):
 
 class QueueTicket(Base):
     __tablename__ = "queue_tickets"
-    __table_args__ = (UniqueConstraint("day", "service", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("day", "service", "seq"),
+        # a kiosk's retry of the same tap (no answer came): one ticket, whichever process
+        # gets it; per queue day, so an id only has to be unique for a day
+        UniqueConstraint("request_id", "day"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     day: Mapped[dt.date] = mapped_column(Date, index=True)
@@ -50,12 +55,16 @@ class QueueTicket(Base):
     transferred_from: Mapped[str | None] = mapped_column(String(8))  # the earlier number
     appointment_id: Mapped[int | None] = mapped_column(Integer)
     kiosk: Mapped[str] = mapped_column(String(32), default="")
+    # the client's id of the request that issued it (IssueIn.request_id), if it sent one
+    request_id: Mapped[str | None] = mapped_column(String(64))
     issued_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=now_utc)
     # when it (re)joined the queue: a re-queue after a no-show goes to the end
     queued_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=now_utc)
     called_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     started_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    # when its slip first came out of a printer: a retried request prints only if it has not
+    printed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
 
 class QueueCall(Base):

@@ -72,3 +72,30 @@ def test_unexpected_error_is_500_with_a_chinese_message_and_no_traceback(
     assert error["message"] == "系统暂时出了点问题，请稍后再试，或拨打12345热线。"
     assert error["detail"] == "RuntimeError"
     assert "secret internal detail" not in r.text
+
+
+def test_database_outage_is_503_with_retry_after(
+    shared_hashing_kb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    def restarting(question: str) -> None:
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("server closed"))
+
+    monkeypatch.setattr(shared_hashing_kb, "ask", restarting)
+    with api_client(
+        shared_hashing_kb.settings, shared_hashing_kb, raise_server_exceptions=False
+    ) as client:
+        r = client.post("/api/kb/ask", json={"question": "社保卡丢了怎么办"})
+        assert r.status_code == 503
+        assert r.headers["Retry-After"] == "3"
+        assert r.json()["error"]["message"] == "系统正在恢复，请稍等几秒再试。"
+        assert r.json()["error"]["detail"] == "database unavailable (ConnectionRefusedError)"
+
+        def broken(question: str) -> None:  # a bug, not an outage: still a 500
+            raise IntegrityError("INSERT", {}, ValueError("duplicate key"))
+
+        monkeypatch.setattr(shared_hashing_kb, "ask", broken)
+        r = client.post("/api/kb/ask", json={"question": "社保卡丢了怎么办"})
+    assert r.status_code == 500
+    assert r.json()["error"]["code"] == "internal_error"

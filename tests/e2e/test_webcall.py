@@ -181,12 +181,14 @@ def test_a_call_with_the_microphone_keys_playback_and_hanging_up(
     page: Page, server: Server
 ) -> None:
     dial(page)
-    page.wait_for_function("/^\\d\\d:\\d\\d$/.test(document.getElementById('timer').textContent)")
+    page.wait_for_function(
+        "() => /^\\d\\d:\\d\\d$/.test(document.getElementById('timer').textContent)"
+    )
     record = server.engine.last()
 
     # the prompt arrives whole and is scheduled for playback
     greeting_bytes = GREETING_MS * 16
-    page.wait_for_function(f"window.webcallStats.bytesIn >= {greeting_bytes}")
+    page.wait_for_function(f"() => window.webcallStats.bytesIn >= {greeting_bytes}")
     got = stats(page)
     assert got["bytesIn"] == greeting_bytes
     assert got["chunksScheduled"] == GREETING_MS // 20
@@ -213,9 +215,9 @@ def test_barge_in_flushes_playback_and_the_service_can_hang_up(page: Page, serve
     server.engine.prompt_ms = 10_000
     dial(page)
     record = server.engine.last()
-    page.wait_for_function("window.webcallStats.chunksScheduled >= 10")
+    page.wait_for_function("() => window.webcallStats.chunksScheduled >= 10")
     page.get_by_role("button", name="按键 2").click()  # the engine stops its prompt
-    page.wait_for_function("window.webcallStats.flushes === 1")
+    page.wait_for_function("() => window.webcallStats.flushes === 1")
     assert stats(page)["queued"] == 0
     assert stats(page)["bytesIn"] < 10_000 * 16
 
@@ -271,7 +273,7 @@ def test_on_a_phone_everything_fits_without_sideways_scrolling(
         for when in ("before", "during"):
             if when == "during":
                 dial(page)
-                page.wait_for_function("window.webcallStats.chunksScheduled > 0")
+                page.wait_for_function("() => window.webcallStats.chunksScheduled > 0")
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= 390, f"{when} the call the page is {width} px wide"
             buttons = page.locator("#pad button, #dial")

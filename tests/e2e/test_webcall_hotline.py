@@ -276,7 +276,9 @@ def stats(page: Page) -> dict[str, int]:
 
 def into_the_welcome(page: Page) -> None:
     """A second of the welcome (5 s or more of speech) has arrived: a key now cuts it."""
-    page.wait_for_function(f"window.webcallStats.bytesIn >= {BYTES_PER_S}", timeout=WAIT_S * 1000)
+    page.wait_for_function(
+        f"() => window.webcallStats.bytesIn >= {BYTES_PER_S}", timeout=WAIT_S * 1000
+    )
 
 
 # -- calls -------------------------------------------------------------------------------
@@ -297,7 +299,7 @@ def test_a_complaint_left_from_the_web_becomes_a_voice_ticket_with_the_recording
     # the caller speaks: the page sends RECORD_S of microphone audio, then presses #
     sent = stats(page)["bytesOut"]
     page.wait_for_function(
-        f"window.webcallStats.bytesOut >= {sent + int(RECORD_S * BYTES_PER_S)}",
+        f"() => window.webcallStats.bytesOut >= {sent + int(RECORD_S * BYTES_PER_S)}",
         timeout=WAIT_S * 1000,
     )
     assert audio_after(page, "flush") == prompt + beep  # nothing played while recording
@@ -306,7 +308,7 @@ def test_a_complaint_left_from_the_web_becomes_a_voice_ticket_with_the_recording
     assert hotline.entered(ref)[-1] == "message_review"
     press(page, "1")
     page.wait_for_function(
-        "window.jsonTypes().slice(-1)[0] === 'hangup'", timeout=WAIT_S * 1000
+        "() => window.jsonTypes().slice(-1)[0] === 'hangup'", timeout=WAIT_S * 1000
     )  # the engine reads the number back and says goodbye, then hangs up
     page.wait_for_selector("html[data-call=ended]", state="attached")
     assert page.locator("#status").text_content() == "已挂断"

@@ -206,6 +206,7 @@ def test_save_leaves_only_the_newest_generation(
     index.save(folder)
     index.save(folder)
     assert sorted(p.name for p in folder.iterdir()) == [
+        ".lock",  # the folder lock that API processes sharing the folder take turns on
         "CURRENT",
         "manifest-3.json",
         "vectors-3.faiss",
