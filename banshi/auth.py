@@ -21,7 +21,7 @@ from sqlalchemy import String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from banshi.db import Base, UtcDateTime, now_utc
-from banshi.errors import BanshiError, Conflict, Forbidden, Unauthorized
+from banshi.errors import BanshiError, Conflict, Forbidden, NotFound, Unauthorized
 
 Role = Literal["agent", "supervisor", "admin"]
 ROLE_RANK: dict[str, int] = {"agent": 1, "supervisor": 2, "admin": 3}
@@ -80,6 +80,16 @@ def create_user(
     session.add(user)
     session.flush()
     return user
+
+
+def set_password(session: Session, username: str, password: str) -> None:
+    """A new password for an existing account (rotation, a forgotten password)."""
+    if len(password) < 8:
+        raise BanshiError("密码至少8位。", "password must have at least 8 characters")
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound("没有这个用户。", f"no user {username!r}")
+    user.password_hash = hash_password(password)
 
 
 def authenticate(session: Session, username: str, password: str) -> Principal:

@@ -89,6 +89,22 @@ def users_add(
     click.echo(f"created {role} {username}")
 
 
+@users.command("password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_context
+def users_password(ctx: Context, username: str, password_stdin: bool) -> None:
+    """Set a new password for a staff account."""
+    from banshi.auth import set_password
+
+    password = (
+        sys.stdin.readline().rstrip("\n") if password_stdin else getpass.getpass("password: ")
+    )
+    with ctx.db.session() as s:
+        set_password(s, username, password)
+    click.echo(f"password of {username} changed")
+
+
 @main.command()
 @click.option("--host", default=None)
 @click.option("--port", type=int, default=None)

@@ -310,7 +310,7 @@ class Limits:
         limit = body_limit(scope["path"], self.default_body)
         error = PayloadTooLarge(TOO_LARGE, f"request body over {limit} bytes", limit_bytes=limit)
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
+        if declared.isascii() and declared.isdigit() and int(declared) > limit:
             await _refuse(scope, receive, send, error)  # the body is never read
             return
         received = 0

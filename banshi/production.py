@@ -13,8 +13,9 @@ Files under ``<data dir>/production/``:
   logs/        one log per process
   state.json   ports and process ids, for operators and the fault tests
 
-Start order: PostgreSQL, Redis, the migrations (once, `banshi db upgrade`), Rasa, the API
-processes (BANSHI_MIGRATE=check: they only verify the schema), nginx.
+Start order: PostgreSQL, Redis, the migrations (once, `banshi db upgrade`) and the first
+administrator, Rasa, api-1 (alone, until ready: it imports the sample into an empty database),
+the other API processes (BANSHI_MIGRATE=check: they only verify the schema), nginx.
 """
 
 from __future__ import annotations
@@ -297,6 +298,14 @@ class Topology:
         run.mkdir(parents=True, exist_ok=True)
         _own(self.root / "pg", "postgres")
         _own(run, "postgres")
+        if os.geteuid() == 0 and subprocess.run(
+            ["test", "-w", str(run)], user="postgres", group="postgres", extra_groups=[]
+        ).returncode:
+            raise TopologyError(
+                f"PostgreSQL runs as the user postgres, which cannot reach {run}: give the "
+                "folders above the data directory o+x (a data directory under /root or in a "
+                "mktemp -d folder is out of its reach)"
+            )
         fresh = not (data / "PG_VERSION").exists()
         if fresh:
             pwfile = self.root / "pg" / "pw.tmp"
@@ -476,6 +485,10 @@ class Topology:
                 ready=lambda url=url: _http_ok(url, below=600),  # type: ignore[misc]
             )
             child.start()
+            if i == 1:
+                # the first process imports the sample into an empty database and saves the
+                # index; the others then load it instead of racing to do the same
+                child.wait_ready(600)
 
     # -- nginx ----------------------------------------------------------------------------
     def _start_nginx(self) -> None:

@@ -18,6 +18,7 @@ phase.
 
     .venv/bin/python -m bench.production_faults                  # 200/20/30 users, 5 min
     .venv/bin/python -m bench.production_faults --duration 90 --users 40 --kiosks 8 --counters 8
+    .venv/bin/python -m bench.production_faults --no-faults          # the load alone
 
 Needs PostgreSQL, Redis, nginx (scripts/production-setup) and a trained Rasa model
 (`banshi rasa train`; found in .test-data/rasa or data/rasa, or --rasa-model).
@@ -176,8 +177,14 @@ def _health_ok_since(run_: Run, check: str, after: float) -> float | None:
     return None
 
 
-def faults(run_: Run, gap_s: float) -> Callable[[Load], Awaitable[None]]:
-    """The faults, ``gap_s`` apart, each waited out before the next."""
+FAULTS = ("api", "postgres", "redis", "printer", "rasa", "index")
+
+
+def faults(
+    run_: Run, gap_s: float, names: tuple[str, ...] = FAULTS
+) -> Callable[[Load], Awaitable[None]]:
+    """The faults ``names`` (of :data:`FAULTS`), ``gap_s`` apart, each waited out before the
+    next."""
     topo = run_.topology
 
     async def kill_and_wait(load: Load, name: str, sig: int, check: str, label: str) -> None:
@@ -223,19 +230,27 @@ def faults(run_: Run, gap_s: float) -> Callable[[Load], Awaitable[None]]:
         stop = asyncio.Event()
         poller = asyncio.create_task(_health_poller(run_, stop))
         try:
-            steps: list[Callable[[], Awaitable[None]]] = [
-                lambda: kill_and_wait(load, "api-1", signal.SIGKILL, "database", "api-1 killed"),
-                lambda: kill_and_wait(
+            every: dict[str, Callable[[], Awaitable[None]]] = {
+                "api": lambda: kill_and_wait(
+                    load, "api-1", signal.SIGKILL, "database", "api-1 killed"
+                ),
+                "postgres": lambda: kill_and_wait(
                     load, "postgres", signal.SIGQUIT, "database", "PostgreSQL crashed"
                 ),
-                lambda: kill_and_wait(load, "redis", signal.SIGKILL, "bus", "Redis killed"),
-                lambda: paper_out(load),
-            ]
-            if "rasa-1" in topo.children:
-                steps.append(
-                    lambda: kill_and_wait(load, "rasa-1", signal.SIGKILL, "rasa", "Rasa killed")
-                )
-            steps.append(lambda: corrupt_index(load))
+                "redis": lambda: kill_and_wait(
+                    load, "redis", signal.SIGKILL, "bus", "Redis killed"
+                ),
+                "printer": lambda: paper_out(load),
+                "rasa": lambda: kill_and_wait(
+                    load, "rasa-1", signal.SIGKILL, "rasa", "Rasa killed"
+                ),
+                "index": lambda: corrupt_index(load),
+            }
+            if "rasa-1" not in topo.children:
+                names_ = tuple(n for n in names if n != "rasa")
+            else:
+                names_ = names
+            steps = [every[n] for n in names_]
             for step in steps:
                 await asyncio.sleep(gap_s)
                 await step()
@@ -252,11 +267,12 @@ def report(run_: Run) -> str:
     result = run_.result
     lines = [result.report(), ""]
     marks = [f.at for f in run_.faults] + [result.stopped]
-    lines.append(
-        result.metrics.window(result.started, marks[0], "before the first fault").table(
-            result.started
+    if run_.faults:
+        lines.append(
+            result.metrics.window(result.started, marks[0], "before the first fault").table(
+                result.started
+            )
         )
-    )
     for fault, until in zip(run_.faults, marks[1:], strict=True):
         lines += [
             "",
@@ -274,12 +290,13 @@ def report(run_: Run) -> str:
 
 async def main_async(args: argparse.Namespace) -> int:
     root = Path(tempfile.mkdtemp(prefix="banshi-prod-"))
+    root.chmod(0o755)  # PostgreSQL runs as its own user (when we are root) and must reach it
     model = None if args.no_rasa else find_model(args.rasa_model)
     print(f"starting the topology in {root} …", flush=True)
     started = time.monotonic()
     run_ = start_topology(root, api=args.api, rasa_model=model, encoder=args.encoder)
     print(f"ready in {time.monotonic() - started:.0f} s at {run_.topology.public_url}", flush=True)
-    gap = args.duration / 8
+    gap = args.duration / (len(args.faults.split(",")) + 2)
     try:
         run_.result = await run(
             run_.topology.public_url,
@@ -288,7 +305,7 @@ async def main_async(args: argparse.Namespace) -> int:
             args.kiosks,
             args.counters,
             args.agents,
-            scenario=faults(run_, gap),
+            scenario=None if args.no_faults else faults(run_, gap, tuple(args.faults.split(","))),
             database_url=run_.topology.database_url,
             agent_users=AGENTS,
             counter_users=CLERKS,
@@ -313,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--encoder", default="use-m3")
     p.add_argument("--rasa-model", default="")
     p.add_argument("--no-rasa", action="store_true")
+    p.add_argument("--faults", default=",".join(FAULTS), help="Which, in order (comma-separated).")
+    p.add_argument("--no-faults", action="store_true", help="The load alone (percentiles).")
     p.add_argument("--keep", action="store_true", help="Keep the data directory and logs.")
     args = p.parse_args(argv)
     return asyncio.run(main_async(args))

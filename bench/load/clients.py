@@ -797,9 +797,16 @@ class Kiosk:
             }
             if service.get("id_required"):
                 body["id_number"] = valid_id(self.rng)
-            r = await self.http.call(
-                "kiosk.take", "POST", "/api/kiosk/tickets", refuse=conflict_reason, json=body
-            )
+            # as the kiosk page does: one request id per press, sent again (up to 3 times)
+            # when no answer came or the server failed, so a retry never takes a second number
+            body["request_id"] = f"{self.name}-{self.rng.getrandbits(64):016x}"
+            for attempt in range(3):
+                r = await self.http.call(
+                    "kiosk.take", "POST", "/api/kiosk/tickets", refuse=conflict_reason, json=body
+                )
+                if r.ok or r.outcome == "refused" or (0 < r.status < 500 and r.status != 429):
+                    break
+                await asyncio.sleep(0.5 * (attempt + 1))
             if r.ok:
                 t = r.json()
                 self.ctx.ledger.tickets.append(

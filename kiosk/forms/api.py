@@ -216,6 +216,8 @@ async def views(
     """关注度: views per form and channel over [since, until] (default: the last 30 days)."""
     library = _library(request)
     until = until or library.today()
+    if until < dt.date.min + dt.timedelta(days=29):  # no 30 days before it to count back
+        raise BanshiError("结束日期不正确。", f"until {until} is too early")
     since = since or until - dt.timedelta(days=29)
     if since > until:
         raise BanshiError("开始日期不能晚于结束日期。", "since is after until")

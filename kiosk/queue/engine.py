@@ -566,7 +566,9 @@ class QueueDesk:
 
     def _appointment(self, s: Session, token: str) -> Appointment:
         head, _, _sig = token.partition("-")
-        if not head.isdigit() or not hmac.compare_digest(token, self.appointment_token(int(head))):
+        # isascii: "¹".isdigit() is true, but int() refuses it
+        digits = head.isascii() and head.isdigit()
+        if not digits or not hmac.compare_digest(token, self.appointment_token(int(head))):
             raise CannotIssue(
                 "bad_qr", "这个二维码不是本中心的预约码，请核对。", "bad appointment token"
             )

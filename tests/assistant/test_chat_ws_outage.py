@@ -6,6 +6,7 @@ is answered with a retry frame and taken once when the widget sends it again."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -99,10 +100,8 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
 
 
 def _cut(s: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         s.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
     s.close()
 
 

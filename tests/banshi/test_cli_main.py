@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from banshi.auth import authenticate
 from banshi.cli import main
 from banshi.db import Database
+from banshi.errors import NotFound, Unauthorized
 from banshi.settings import Settings, get_settings
 
 
@@ -54,6 +55,28 @@ def test_users_add_if_missing_leaves_the_existing_user(env: dict[str, str]) -> N
     again = CliRunner().invoke(main, [*args, "--if-missing"], input="second-password\n", env=env)
     assert again.exit_code == 0
     assert "user liuyang exists" in again.stdout
+
+
+def test_users_password_replaces_the_old_one(env: dict[str, str], tmp_path: Path) -> None:
+    add = ["users", "add", "admin", "--role", "admin", "--password-stdin"]
+    assert CliRunner().invoke(main, add, input="first-password\n", env=env).exit_code == 0
+    change = ["users", "password", "admin", "--password-stdin"]
+    result = CliRunner().invoke(main, change, input="rotated-password\n", env=env)
+    assert result.exit_code == 0, result.output
+    assert "password of admin changed" in result.stdout
+    db = Database(Settings(data_dir=tmp_path / "data").resolved_database_url)
+    try:
+        with db.session() as session:
+            assert authenticate(session, "admin", "rotated-password").role == "admin"
+            with pytest.raises(Unauthorized):
+                authenticate(session, "admin", "first-password")
+    finally:
+        db.dispose()
+    nobody = CliRunner().invoke(main, ["users", "password", "nobody", "--password-stdin"],
+                                input="whatever-password\n", env=env)  # fmt: skip
+    assert nobody.exit_code != 0
+    assert isinstance(nobody.exception, NotFound)
+    assert nobody.exception.message == "没有这个用户。"
 
 
 def test_users_add_refuses_a_short_password(env: dict[str, str]) -> None:

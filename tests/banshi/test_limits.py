@@ -399,6 +399,27 @@ def test_a_streamed_body_is_cut_off_as_soon_as_it_passes_the_limit(settings: Set
     assert seen == []  # the route never got a body
 
 
+def test_a_content_length_of_other_digits_is_left_to_the_server(settings: Settings) -> None:
+    """ "\xb9" (latin-1 for "¹") passes str.isdigit(); int() would fail on it."""
+    import asyncio
+
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def capture(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "method": "POST", "path": "/", "raw_path": b"/", "query_string": b"",
+        "headers": [(b"content-length", b"\xb9")], "client": ("198.51.100.7", 1),
+        "server": ("testserver", 80), "scheme": "http", "root_path": "", "http_version": "1.1",
+    }  # fmt: skip
+    asyncio.run(small_app(settings, [])(scope, receive, capture))
+    assert sent[0]["status"] == 200
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
