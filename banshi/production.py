@@ -298,9 +298,12 @@ class Topology:
         run.mkdir(parents=True, exist_ok=True)
         _own(self.root / "pg", "postgres")
         _own(run, "postgres")
-        if os.geteuid() == 0 and subprocess.run(
-            ["test", "-w", str(run)], user="postgres", group="postgres", extra_groups=[]
-        ).returncode:
+        if (
+            os.geteuid() == 0
+            and subprocess.run(
+                ["test", "-w", str(run)], user="postgres", group="postgres", extra_groups=[]
+            ).returncode
+        ):
             raise TopologyError(
                 f"PostgreSQL runs as the user postgres, which cannot reach {run}: give the "
                 "folders above the data directory o+x (a data directory under /root or in a "
