@@ -73,11 +73,16 @@ http {{
     default_type application/octet-stream;
     server_tokens off;
 {access}{temp}
+    # Idle connections to the processes are closed before uvicorn's and Rasa's (Sanic's)
+    # own 5 s keep-alive ends: else a request sent as the process closes one is reset, and
+    # a POST is not tried again (the fault bench saw it as a counter's 503).
     upstream banshi_api {{
 {api}        keepalive 64;
+        keepalive_timeout 4s;
     }}
     upstream banshi_rasa {{
 {rasa}        keepalive 16;
+        keepalive_timeout 4s;
     }}
 
     map $http_upgrade $connection_upgrade {{
@@ -140,6 +145,7 @@ http {{
     server {{
         listen {layout.internal_listen};
         client_max_body_size 8m;
+        client_body_buffer_size 1m;  # Rasa's action calls carry the tracker: kept in memory
 
         location = /api/rasa/actions {{
             proxy_pass http://banshi_api;
