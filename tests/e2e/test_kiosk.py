@@ -288,6 +288,33 @@ def test_without_paper_the_number_stays_on_screen_and_can_be_printed_again(
         context.close()
 
 
+def test_a_kiosk_without_a_ticket_printer_offers_no_reprint(server: str, browser: Browser) -> None:
+    """The reply of a kiosk BANSHI_KIOSK_PRINTER gives no printer (stood in for, as above):
+    the number and the notice stay, the 重新打印 button does not (it could only fail)."""
+    from playwright.sync_api import expect
+
+    message = "本机没有连接小票打印机，请记下屏幕上的号码，或扫码保存，您的排队不受影响。"
+
+    def no_printer(route: Route) -> None:
+        reply = route.fetch()
+        body = reply.json()
+        body.update(printed=False, printer={"reason": "not_configured", "message": message})
+        route.fulfill(response=reply, json=body)
+
+    context = kiosk(browser)
+    try:
+        page = context.new_page()
+        page.route(re.compile(r"/api/kiosk/tickets$"), no_printer)
+        page.goto(f"{server}/kiosk")
+        page.get_by_role("button", name="取号", exact=True).click()
+        page.get_by_role("button", name=re.compile("^医疗保障局")).click()
+        expect(page.locator("#r-paper")).to_contain_text(message)
+        expect(page.locator("#r-number")).to_have_text(re.compile(r"^C\d{3}$"))
+        expect(page.get_by_role("button", name="重新打印")).to_be_hidden()
+    finally:
+        context.close()
+
+
 def test_a_clerk_calls_the_number_and_the_hall_and_the_residents_phone_show_it(
     server: str, browser: Browser
 ) -> None:
