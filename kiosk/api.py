@@ -16,16 +16,16 @@ import datetime as dt
 import hmac
 import logging
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from banshi.deps import AgentDep
-from banshi.errors import NotFound, Unavailable
+from banshi.deps import AgentDep, SupervisorDep
+from banshi.errors import BanshiError, NotFound, Unavailable
 from kiosk.errors import CannotIssue, PrinterUnavailable
 from kiosk.printing.ticket_printer import NOT_CONFIGURED, no_printer, printer_for
 from kiosk.qr import svg_response
@@ -139,6 +139,30 @@ async def book(body: BookIn, request: Request) -> dict[str, Any]:
 @router.delete("/api/kiosk/appointments/{token}")
 async def cancel(token: str, request: Request) -> dict[str, Any]:
     return await asyncio.to_thread(_desk(request).cancel, token)
+
+
+# -- supervisors: the lobby's figures ---------------------------------------------------
+MAX_STATS_DAYS = 366
+
+
+@router.get("/api/admin/queue/stats")
+async def queue_stats(
+    request: Request,
+    _: SupervisorDep,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+    service: Annotated[str | None, Query(pattern=r"^[A-Z]$")] = None,
+) -> dict[str, Any]:
+    """Numbers issued, served and missed, waiting and service times per service and window,
+    and the busiest hours, over the centre's days [since, until] (default: today)."""
+    desk = _desk(request)
+    until = until or desk.local_day(desk.clock())
+    since = since or until
+    if since > until:
+        raise BanshiError("开始日期不能晚于结束日期。", "since is after until")
+    if (until - since).days >= MAX_STATS_DAYS:
+        raise BanshiError("一次最多查询一年的数据。", f"more than {MAX_STATS_DAYS} days")
+    return await asyncio.to_thread(desk.stats, since, until, service)
 
 
 # -- QR codes for the screens, and the windows (no log-in) -----------------------------

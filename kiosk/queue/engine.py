@@ -45,6 +45,7 @@ from kiosk.queue.models import (
     QueueTicket,
     now_utc,
 )
+from kiosk.queue.stats import queue_stats
 
 CALLS = "calls"  # bus topic of the hall display (kiosk/display.py)
 UNSERVED = ("waiting", "called")
@@ -868,6 +869,11 @@ class QueueDesk:
             return None
         row = next(r for r in self.services(now) if r["code"] == service.code)
         return {k: row[k] for k in ("code", "name", "waiting", "wait_minutes")}
+
+    def stats(self, since: dt.date, until: dt.date, service: str | None = None) -> dict[str, Any]:
+        """The lobby's figures over the centre's days [since, until] (kiosk/queue/stats.py)."""
+        with self.db.session() as s:
+            return queue_stats(s, since, until, self.calendar.tz, service)
 
     def recent_calls(self, after_id: int = 0, limit: int = 30) -> list[dict[str, Any]]:
         """For the hall display: calls after ``after_id`` (oldest first); from 0, the last

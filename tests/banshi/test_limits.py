@@ -83,6 +83,7 @@ ROUTES = {
         "POST /api/admin/forms/validate",
         "GET /api/admin/forms/{form_id}/versions",
         "GET /api/admin/forms/views",
+        "GET /api/admin/queue/stats",
         "GET /api/admin/voice/calls",
         "GET /api/voice/recordings/{ticket_number}",
     ],

@@ -141,3 +141,39 @@ def test_counters_need_a_log_in_and_serve_in_order(
     assert nobody.status_code == 409
     assert nobody.json()["error"]["message"] == "现在没有人在排队。"
     assert lobby.get("/api/counter/X1", headers=clerk).status_code == 409
+
+
+def test_supervisors_read_the_days_figures_and_nobody_else(
+    lobby: TestClient, token_for: Callable[[str], str]
+) -> None:
+    clerk, supervisor = bearer(token_for("agent")), bearer(token_for("supervisor"))
+    for _ in range(3):
+        lobby.post("/api/kiosk/tickets", json={"service": "C", "print": False})
+    lobby.post("/api/kiosk/tickets", json={"service": "J", "print": False})
+    lobby.post("/api/counter/B09", json={"action": "open"}, headers=clerk)
+    lobby.post("/api/counter/B09", json={"action": "call"}, headers=clerk)
+    lobby.post("/api/counter/B09", json={"action": "finish"}, headers=clerk)
+
+    assert lobby.get("/api/admin/queue/stats").status_code == 401
+    assert lobby.get("/api/admin/queue/stats", headers=clerk).status_code == 403
+    r = lobby.get("/api/admin/queue/stats", headers=supervisor)  # today: the lobby's Monday
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert (got["since"], got["until"]) == (MONDAY.isoformat(), MONDAY.isoformat())
+    assert (got["total"]["issued"], got["total"]["served"]) == (4, 1)
+    assert got["services"]["C"]["issued"] == 3 and got["services"]["J"]["issued"] == 1
+    assert got["windows"]["B09"]["served"] == 1
+    assert got["hours"] == [{"hour": 10, "issued": 4}]
+    only_j = lobby.get("/api/admin/queue/stats?service=J", headers=supervisor).json()
+    assert set(only_j["services"]) == {"J"}
+
+    backwards = lobby.get(
+        "/api/admin/queue/stats?since=2026-12-08&until=2026-12-07", headers=supervisor
+    )
+    assert backwards.status_code == 400
+    assert backwards.json()["error"]["message"] == "开始日期不能晚于结束日期。"
+    too_long = lobby.get(
+        "/api/admin/queue/stats?since=2025-01-01&until=2026-12-07", headers=supervisor
+    )
+    assert too_long.json()["error"]["message"] == "一次最多查询一年的数据。"
+    assert lobby.get("/api/admin/queue/stats?service=CC", headers=supervisor).status_code == 422
