@@ -22,7 +22,7 @@ phase.
 
 Needs PostgreSQL, Redis, nginx (scripts/production-setup) and a trained Rasa model
 (`banshi rasa train`; found in .test-data/rasa or data/rasa, or --rasa-model).
-tests/e2e/test_production.py runs a shorter version of the same and asserts on it.
+tests/e2e/test_topology.py runs a shorter version of the same and asserts on it.
 """
 
 from __future__ import annotations
