@@ -254,28 +254,34 @@ def test_the_kiosk_rests_and_comes_back_home_by_itself(server: str, browser: Bro
         context.close()
 
 
+def take_a_number_unprinted(page: Page, server: str, reason: str, message: str) -> None:
+    """Take a 医疗保障 number with the server's reply changed to "not printed, because
+    ``reason``" (the printer here is the default dummy one, which always prints)."""
+
+    def not_printed(route: Route) -> None:
+        reply = route.fetch()
+        body = reply.json()
+        body.update(printed=False, printer={"reason": reason, "message": message})
+        route.fulfill(response=reply, json=body)
+
+    page.route(re.compile(r"/api/kiosk/tickets$"), not_printed)
+    page.goto(f"{server}/kiosk")
+    page.get_by_role("button", name="取号", exact=True).click()
+    page.get_by_role("button", name=re.compile("^医疗保障局")).click()
+
+
 def test_without_paper_the_number_stays_on_screen_and_can_be_printed_again(
     server: str, browser: Browser
 ) -> None:
-    """The printer here is the default dummy one, which always prints; its refusal of the
-    first job (paper out) is stood in for, the reprint is real."""
+    """The printer's refusal of the first job (paper out) is stood in for; the reprint is
+    real."""
     from playwright.sync_api import expect
 
     message = "打印机缺纸，请记下屏幕上的号码，或扫码保存，您的排队不受影响。"
-
-    def paper_out(route: Route) -> None:
-        reply = route.fetch()
-        body = reply.json()
-        body.update(printed=False, printer={"reason": "paper_out", "message": message})
-        route.fulfill(response=reply, json=body)
-
     context = kiosk(browser)
     try:
         page = context.new_page()
-        page.route(re.compile(r"/api/kiosk/tickets$"), paper_out)
-        page.goto(f"{server}/kiosk")
-        page.get_by_role("button", name="取号", exact=True).click()
-        page.get_by_role("button", name=re.compile("^医疗保障局")).click()
+        take_a_number_unprinted(page, server, "paper_out", message)
         notice = page.locator("#r-paper")
         expect(notice).to_be_visible()
         expect(notice).to_contain_text(message)
@@ -289,25 +295,15 @@ def test_without_paper_the_number_stays_on_screen_and_can_be_printed_again(
 
 
 def test_a_kiosk_without_a_ticket_printer_offers_no_reprint(server: str, browser: Browser) -> None:
-    """The reply of a kiosk BANSHI_KIOSK_PRINTER gives no printer (stood in for, as above):
-    the number and the notice stay, the 重新打印 button does not (it could only fail)."""
+    """A kiosk BANSHI_KIOSK_PRINTER gives no printer: the number and the notice stay, the
+    重新打印 button does not (it could only fail)."""
     from playwright.sync_api import expect
 
     message = "本机没有连接小票打印机，请记下屏幕上的号码，或扫码保存，您的排队不受影响。"
-
-    def no_printer(route: Route) -> None:
-        reply = route.fetch()
-        body = reply.json()
-        body.update(printed=False, printer={"reason": "not_configured", "message": message})
-        route.fulfill(response=reply, json=body)
-
     context = kiosk(browser)
     try:
         page = context.new_page()
-        page.route(re.compile(r"/api/kiosk/tickets$"), no_printer)
-        page.goto(f"{server}/kiosk")
-        page.get_by_role("button", name="取号", exact=True).click()
-        page.get_by_role("button", name=re.compile("^医疗保障局")).click()
+        take_a_number_unprinted(page, server, "not_configured", message)
         expect(page.locator("#r-paper")).to_contain_text(message)
         expect(page.locator("#r-number")).to_have_text(re.compile(r"^C\d{3}$"))
         expect(page.get_by_role("button", name="重新打印")).to_be_hidden()
