@@ -203,6 +203,21 @@ def pg_url() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, settings: Settings) -> str:
+    """A migrated database's URL, once on SQLite and once (marker ``postgres``) on PostgreSQL,
+    for tests that open their own engines on it (several "processes" over one database)."""
+    url: str = (
+        settings.resolved_database_url
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
+    database = Database(url)
+    database.upgrade()
+    database.dispose()
+    return url
+
+
 # -- speech synthesis ---------------------------------------------------------------------
 @pytest.fixture
 def espeak():  # type: ignore[no-untyped-def]

@@ -33,19 +33,6 @@ def wechat_api() -> Iterator[FakeWeChatApi]:
         yield api
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, settings: Settings) -> str:
-    url: str = (
-        settings.resolved_database_url
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    database = Database(url)
-    database.upgrade()
-    database.dispose()
-    return url
-
-
 @pytest.fixture
 def processes(
     database_url: str, wechat_api: FakeWeChatApi

@@ -13,22 +13,13 @@ from queue_builders import MONDAY, at, id_number, make_desk
 from sqlalchemy import select
 
 from banshi.db import Database
-from banshi.settings import Settings
 from kiosk.queue.engine import QueueDesk
 from kiosk.queue.models import Appointment, QueueTicket
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def two_desks(
-    request: pytest.FixtureRequest, settings: Settings
-) -> Iterator[tuple[QueueDesk, QueueDesk]]:
-    url: str = (
-        settings.resolved_database_url
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    sweeper_db, kiosk_db = Database(url), Database(url)
-    sweeper_db.upgrade()
+@pytest.fixture
+def two_desks(database_url: str) -> Iterator[tuple[QueueDesk, QueueDesk]]:
+    sweeper_db, kiosk_db = Database(database_url), Database(database_url)
     try:
         yield make_desk(sweeper_db), make_desk(kiosk_db)
     finally:

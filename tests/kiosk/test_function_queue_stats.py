@@ -13,20 +13,13 @@ import pytest
 from queue_builders import MONDAY, TZ, at, make_desk
 
 from banshi.db import Database
-from banshi.settings import Settings
 from kiosk.queue.engine import QueueDesk
 from kiosk.queue.stats import queue_stats
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def desk(request: pytest.FixtureRequest, settings: Settings) -> Iterator[QueueDesk]:
-    url: str = (
-        settings.resolved_database_url
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    database = Database(url)
-    database.upgrade()
+@pytest.fixture
+def desk(database_url: str) -> Iterator[QueueDesk]:
+    database = Database(database_url)
     try:
         yield make_desk(database)
     finally:
